@@ -1,0 +1,39 @@
+"""Argument checks shared by the from-scratch operations.
+
+Each raises ``TypeError`` for a wrong kind of argument and ``ValueError`` for a
+wrong value, with a message naming the violated condition.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_floating(**tensors):
+    """All named tensors (``None`` allowed) are floating point and share one dtype."""
+    dtypes = {}
+    for name, t in tensors.items():
+        if t is None:
+            continue
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must have a floating-point dtype, got {t.dtype}")
+        dtypes[name] = t.dtype
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{name}: {dtype}" for name, dtype in dtypes.items())
+        raise TypeError(f"dtypes must match ({listed})")
+
+
+def pair(value, name, *, low):
+    """Normalise an int or a pair of ints to a pair, each at least ``low``."""
+    values = (value, value) if isinstance(value, int) else value
+    if (
+        not isinstance(values, (tuple, list))
+        or len(values) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    ):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(values) < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return tuple(values)
