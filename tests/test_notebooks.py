@@ -1,0 +1,73 @@
+"""Hygiene of the notebooks: listed in the table of contents, stored from one clean run, offline."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Ways a notebook could reach the network; none is allowed at run time.
+NETWORK = re.compile(
+    r"urllib|urlopen|requests\.|http\.client|socket\.|wget|curl |torch\.hub|load_state_dict_from_url"
+    r"|download\s*=\s*True|fetch_openml|fetch_lfw|pip install|https?://"
+)
+
+NOTEBOOKS = [p.relative_to(ROOT) for p in sorted((ROOT / "book").rglob("*.ipynb"))]
+
+
+def code_cells(path):
+    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+def test_toc_and_files_agree(toc_entries, notebooks):
+    for entry in toc_entries:
+        found = [p for p in (ROOT / f"{entry}.md", ROOT / f"{entry}.ipynb") if p.exists()]
+        assert len(found) == 1, f"_toc.yml entry {entry!r} must match exactly one .md or .ipynb file"
+    listed = set(toc_entries)
+    for nb in notebooks:
+        assert nb.relative_to(ROOT).with_suffix("").as_posix() in listed, f"{nb} is not in _toc.yml"
+
+
+def test_there_are_notebooks(notebooks):
+    assert notebooks, "the book has no notebook under book/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=str)
+def test_stored_from_one_clean_run(path):
+    cells = code_cells(ROOT / path)
+    counts = [c["execution_count"] for c in cells]
+    assert counts == list(range(1, len(cells) + 1)), f"execution counts {counts}: rerun top to bottom"
+    for i, cell in enumerate(cells, 1):
+        for output in cell["outputs"]:
+            assert output["output_type"] != "error", f"cell {i} stored an error"
+            assert output.get("name") != "stderr", f"cell {i} stored stderr output: {output['text'][:200]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=str)
+def test_offline_and_asserting(path):
+    sources = ["".join(c["source"]) for c in code_cells(ROOT / path)]
+    for i, src in enumerate(sources, 1):
+        match = NETWORK.search(src)
+        assert match is None, f"cell {i} may reach the network: {match.group(0)!r}"
+    assert any("assert" in src for src in sources), "a notebook of this book checks its claims with assert"
+
+
+ERRATUM_BOX = r"^\((erratum-[\w-]+)\)=\s*\n`{3,}\{admonition\} Erratum in the notes"
+
+
+def test_every_erratum_is_listed():
+    """Each 'Erratum in the notes' box has a label, and the errata appendix links to each label once."""
+    errata_page = (ROOT / "book" / "appendix" / "errata.md").read_text()
+    linked = re.findall(r"\{ref\}`[^`<]*<([^>]+)>`", errata_page)
+    labels = []
+    for path in sorted((ROOT / "book").rglob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            text = "".join(cell["source"])
+            if cell["cell_type"] == "markdown" and "Erratum in the notes" in text:
+                found = re.findall(ERRATUM_BOX, text, re.M)
+                assert len(found) == text.count("Erratum in the notes"), f"{path}: erratum without a label"
+                labels += found
+    assert labels, "no erratum found in the notebooks"
+    assert sorted(linked) == sorted(labels), "errata appendix and erratum boxes disagree"
