@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import to_rgba
 from matplotlib.patches import Rectangle
 
 from visarch.functional.conv import conv_output_size
@@ -44,8 +45,10 @@ def conv_arithmetic(size, kernel_size, stride=1, padding=0, *, windows=3):
     shown = range(min(windows, out, len(WINDOW_COLOURS)))
     for n in shown:
         top = padded - kernel_size  # the window sits in the top row of the padded image
-        ax_in.add_patch(Rectangle((n * stride + 0.06 * n, top + 0.06 * n), kernel_size, kernel_size,
-                                  fill=False, edgecolor=WINDOW_COLOURS[n], lw=2.5))
+        inset = 0.08 * (n + 1)  # overlapping windows stay distinguishable
+        ax_in.add_patch(Rectangle((n * stride + inset, top + inset), kernel_size - 2 * inset,
+                                  kernel_size - 2 * inset, facecolor=to_rgba(WINDOW_COLOURS[n], 0.15),
+                                  edgecolor=WINDOW_COLOURS[n], lw=2.5))
     _grid(ax_out, out, out, lambda r, c: WINDOW_COLOURS[c] if r == 0 and c in shown else "white",
           f"output: {out} x {out}")
     fig.tight_layout()
