@@ -159,10 +159,14 @@ def conv_matrix(weight, input_size, *, stride=1, padding=0, groups=1):
     ``(o, i, j)`` is computed, and is zero when that pixel is outside the
     window or in the zero padding.  The bias is not part of V.
     """
+    check_floating(weight=weight)
     if len(input_size) != 3:
         raise ValueError(f"input_size must be (C, H, W), got {tuple(input_size)}")
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in input_size):
+        raise ValueError(f"input_size (C, H, W) must hold positive ints, got {tuple(input_size)}")
     c_in, h, w = input_size
-    probe = torch.empty(c_in, h, w, dtype=weight.dtype, device=weight.device)
+    # an empty tensor of the input's shape lets conv_matrix share conv2d's checks
+    probe = weight.new_empty(c_in, h, w)
     _, _, (sh, sw), (ph, pw), groups = _check_conv2d(probe, weight, None, stride, padding, groups)
     c_out, c_per_group, fh, fw = weight.shape
     h_out = conv_output_size(h, fh, sh, ph)
