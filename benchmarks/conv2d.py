@@ -1,0 +1,145 @@
+"""visarch.functional.conv2d against torch.nn.functional.conv2d on the CIFAR ResNet-50 layers.
+
+The layer shapes come from walking the network of the notes: a 3x3 stem (3 -> 64, stride 1,
+padding 1) on a 3x32x32 input, then four stacks of B = 3, 4, 6, 3 bottleneck blocks of width
+C' = 64, 128, 256, 512.  A block is 1x1 (C -> C'), 3x3 (C' -> C', stride S', padding 1),
+1x1 (C' -> 4C'); the first block of a stack has a 1x1 stride-S' projection shortcut, with
+S' = 2 in stacks 2..4 and S' = 1 in stack 1 (whose projection maps 64 -> 256 channels).
+
+Each distinct shape (C_in, C_out, F, S, H, W) is timed once for both functions in this
+process, after checking that the two outputs agree.  Run with ``python -m benchmarks conv2d``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch.utils.benchmark import Timer
+
+from visarch.functional import conv2d, conv_output_size
+
+
+class ConvShape(NamedTuple):
+    """One convolution layer: channels in and out, square filter F, stride S, input H x W."""
+
+    c_in: int
+    c_out: int
+    f: int
+    s: int
+    h: int
+    w: int
+
+    @property
+    def padding(self) -> int:
+        return self.f // 2  # 1 for the 3x3 convolutions, 0 for the 1x1 ones
+
+    def __str__(self) -> str:
+        return f"{self.f}x{self.f} {self.c_in:4d} -> {self.c_out:4d}  S={self.s}  {self.h:2d}x{self.w:<2d}"
+
+
+def resnet50_cifar_layers(
+    image: tuple[int, int, int] = (3, 32, 32),
+    blocks: tuple[int, ...] = (3, 4, 6, 3),
+    widths: tuple[int, ...] = (64, 128, 256, 512),
+    expansion: int = 4,
+) -> Iterator[ConvShape]:
+    """Every convolution of the network, in forward order (with repeats)."""
+    c, size, _ = image
+    stem = ConvShape(c, widths[0], 3, 1, size, size)
+    yield stem
+    c = stem.c_out
+    for stack, (n_blocks, width) in enumerate(zip(blocks, widths, strict=True)):
+        for block in range(n_blocks):
+            stride = 2 if stack > 0 and block == 0 else 1  # S' of this block
+            out = conv_output_size(size, 3, stride, 1)
+            yield ConvShape(c, width, 1, 1, size, size)
+            yield ConvShape(width, width, 3, stride, size, size)
+            yield ConvShape(width, expansion * width, 1, 1, out, out)
+            if stride != 1 or c != expansion * width:  # projection shortcut
+                yield ConvShape(c, expansion * width, 1, stride, size, size)
+            c, size = expansion * width, out
+
+
+def median_ms(fns, x, weight, shape: ConvShape, *, threads: int, rounds: int, min_run_time: float) -> list[float]:
+    """Median time of one call of each of ``fns``, in ms.
+
+    The functions take turns for ``rounds`` rounds, so a burst of load from
+    elsewhere on the machine hits all of them alike; the median is over every block
+    of every round.
+    """
+    timers = [
+        Timer(
+            stmt="fn(x, weight, stride=stride, padding=padding)",
+            globals={"fn": fn, "x": x, "weight": weight, "stride": shape.s, "padding": shape.padding},
+            num_threads=threads,
+        )
+        for fn in fns
+    ]
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for timer, fn_times in zip(timers, times, strict=True):
+            fn_times.extend(timer.blocked_autorange(min_run_time=min_run_time / rounds).times)
+    return [statistics.median(fn_times) * 1e3 for fn_times in times]
+
+
+def geometric_mean(values: list[float]) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks conv2d", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="only the first shape of each group (smoke test)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS); default: torch's own")
+    parser.add_argument("--batch", type=int, default=32, help="batch size N (default 32)")
+    parser.add_argument("--min-run-time", type=float, default=0.5,
+                        help="seconds of timing per function and shape (default 0.5)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the two functions take turns this many times per shape (default 3)")
+    args = parser.parse_args(argv)
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+
+    uses = Counter(resnet50_cifar_layers())  # distinct shapes, in order of first appearance
+    groups = {f"{f}x{f}": [shape for shape in uses if shape.f == f] for f in (3, 1)}
+    if args.quick:
+        groups = {name: shapes[:1] for name, shapes in groups.items()}
+
+    print(f"torch {torch.__version__}, {threads} thread(s), batch N={args.batch}, float32; median over "
+          f"{args.rounds} alternating rounds of torch.utils.benchmark blocked_autorange, "
+          f"{args.min_run_time} s per function and shape")
+    print(f"{sum(uses.values())} convolutions in the network, {len(uses)} distinct shapes "
+          "(H x W is the input size; uses = layers of that shape)\n")
+    print(f"{'shape':30s} {'uses':>4s} {'ours ms':>10s} {'torch ms':>10s} {'ours/torch':>10s}")
+
+    torch.manual_seed(0)
+    ratios = {}
+    for name, shapes in groups.items():
+        ratios[name] = []
+        for shape in shapes:
+            x = torch.randn(args.batch, shape.c_in, shape.h, shape.w)
+            weight = torch.randn(shape.c_out, shape.c_in, shape.f, shape.f) / math.sqrt(shape.c_in * shape.f**2)
+            # a fast wrong answer must not be reported: check before timing
+            torch.testing.assert_close(
+                conv2d(x, weight, stride=shape.s, padding=shape.padding),
+                F.conv2d(x, weight, stride=shape.s, padding=shape.padding),
+            )
+            ours, theirs = median_ms((conv2d, F.conv2d), x, weight, shape, threads=threads,
+                                     rounds=args.rounds, min_run_time=args.min_run_time)
+            ratios[name].append(ours / theirs)
+            print(f"{shape!s:30s} {uses[shape]:4d} {ours:10.3f} {theirs:10.3f} {ours / theirs:10.2f}")
+
+    print("\ngeometric mean of ours/torch:")
+    for name, values in ratios.items():
+        print(f"  {name} ({len(values):2d} shapes) {geometric_mean(values):6.2f}")
+    every = [r for values in ratios.values() for r in values]
+    print(f"  all ({len(every):2d} shapes) {geometric_mean(every):6.2f}")
+    return 0
