@@ -5,6 +5,7 @@ references; every assertion below inspects that build.
 """
 
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Attributes through which a page makes the browser fetch something by itself.
 FETCHING = {"script": "src", "img": "src", "iframe": "src", "link": "href", "source": "src", "video": "src"}
 CSS_URL = re.compile(r"""url\(\s*['"]?([^'")]+)""")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 class Fetches(HTMLParser):
@@ -104,3 +106,21 @@ def test_local_scripts_exist(html):
         for src in parser.scripts:
             target = (page.parent / urlsplit(src).path).resolve()
             assert target.is_file(), f"{page.relative_to(html)} loads missing {src}"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium (Debian package chromium)")
+def test_math_renders_with_the_network_off(html, tmp_path):
+    """Every formula of a page is typeset by MathJax in a browser that cannot reach the network."""
+    page = html / "book" / "building_blocks" / "conv2d.html"
+    formulas = page.read_text(encoding="utf-8").count('class="math notranslate nohighlight"')
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path}", "--proxy-server=127.0.0.1:9",  # every request fails
+         "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )
+    typeset = result.stdout.count("<mjx-container")
+    assert formulas > 0
+    assert typeset >= formulas, f"{typeset} of {formulas} formulas typeset offline"
+    assert "<mjx-merror" not in result.stdout, "MathJax reported a TeX error"
