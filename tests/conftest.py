@@ -23,8 +23,3 @@ def toc_entries():
     """The documents of the table of contents, as paths without suffix relative to the root."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     return [toc["root"], *_entries(toc)]
-
-
-@pytest.fixture(scope="session")
-def notebooks():
-    return sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)

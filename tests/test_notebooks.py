@@ -14,24 +14,26 @@ NETWORK = re.compile(
     r"|download\s*=\s*True|fetch_openml|fetch_lfw|pip install|https?://"
 )
 
-NOTEBOOKS = [p.relative_to(ROOT) for p in sorted((ROOT / "book").rglob("*.ipynb"))]
+NOTEBOOKS = [
+    p.relative_to(ROOT) for p in sorted((ROOT / "book").rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts
+]
 
 
 def code_cells(path):
     return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
 
 
-def test_toc_and_files_agree(toc_entries, notebooks):
+def test_toc_and_files_agree(toc_entries):
     for entry in toc_entries:
         found = [p for p in (ROOT / f"{entry}.md", ROOT / f"{entry}.ipynb") if p.exists()]
         assert len(found) == 1, f"_toc.yml entry {entry!r} must match exactly one .md or .ipynb file"
     listed = set(toc_entries)
-    for nb in notebooks:
-        assert nb.relative_to(ROOT).with_suffix("").as_posix() in listed, f"{nb} is not in _toc.yml"
+    for nb in NOTEBOOKS:
+        assert nb.with_suffix("").as_posix() in listed, f"{nb} is not in _toc.yml"
 
 
-def test_there_are_notebooks(notebooks):
-    assert notebooks, "the book has no notebook under book/"
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "the book has no notebook under book/"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=str)
@@ -62,8 +64,8 @@ def test_every_erratum_is_listed():
     errata_page = (ROOT / "book" / "appendix" / "errata.md").read_text()
     linked = re.findall(r"\{ref\}`[^`<]*<([^>]+)>`", errata_page)
     labels = []
-    for path in sorted((ROOT / "book").rglob("*.ipynb")):
-        for cell in json.loads(path.read_text())["cells"]:
+    for path in NOTEBOOKS:
+        for cell in json.loads((ROOT / path).read_text())["cells"]:
             text = "".join(cell["source"])
             if cell["cell_type"] == "markdown" and "Erratum in the notes" in text:
                 found = re.findall(ERRATUM_BOX, text, re.M)
