@@ -2,6 +2,8 @@
 
 What this file proves, each time against a source independent of the code under test:
 
+* ``conv1d`` and ``conv3d`` give the output and gradients of ``torch.nn.functional.conv1d`` and
+  ``conv3d`` over random configurations, and their output sizes follow Lemma 1.1 on every axis;
 * ``conv2d`` and ``conv2d_loop`` give the output of ``torch.nn.functional.conv2d`` and the
   same gradients with respect to input, weight and bias (torch's autograd through torch's
   convolution), over random configurations with strides, padding, groups and non-square
@@ -25,7 +27,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from visarch.functional import conv2d, conv2d_loop, conv_matrix, conv_output_size
+from visarch.functional import conv1d, conv2d, conv2d_loop, conv3d, conv_matrix, conv_nd, conv_output_size
 
 # float64 sums of at most C/G * F_h * F_w = 75 products: only rounding differs from torch.
 TOL = {"rtol": 1e-10, "atol": 1e-12}
@@ -167,6 +169,79 @@ def assert_matches_torch(fn, case):
 @given(case=conv_cases())
 def test_conv2d_matches_torch(fn, case):
     assert_matches_torch(fn, case)
+
+
+# --------------------------------------------------------------------------- conv1d, conv3d
+
+
+@st.composite
+def nd_cases(draw, dims, max_size):
+    """A random convolution with ``dims`` spatial axes: (input, weight, bias, kwargs), float64."""
+    groups = draw(st.integers(1, 3))
+    sizes = [draw(st.integers(1, max_size)) for _ in range(dims)]
+    padding = [draw(st.integers(0, 2)) for _ in range(dims)]
+    kernel = [draw(st.integers(1, min(4, z + 2 * p))) for z, p in zip(sizes, padding, strict=True)]
+    stride = [draw(st.integers(1, 3)) for _ in range(dims)]
+    n, c_in, c_out = draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
+
+    x = randn(*([] if draw(st.booleans()) and n == 1 else [n]), c_in, *sizes)  # sometimes unbatched
+    bias = randn(c_out) if draw(st.booleans()) else None
+    as_int = draw(st.booleans())
+    kwargs = {"stride": stride[0] if as_int and len(set(stride)) == 1 else tuple(stride),
+              "padding": padding[0] if as_int and len(set(padding)) == 1 else tuple(padding),
+              "groups": groups}
+    return x, randn(c_out, c_in // groups, *kernel), bias, kwargs
+
+
+ND = [pytest.param(conv1d, F.conv1d, 1, 9, id="conv1d"), pytest.param(conv3d, F.conv3d, 3, 5, id="conv3d")]
+
+
+@pytest.mark.parametrize("ours, theirs, dims, max_size", ND)
+@settings(max_examples=250)
+@given(data=st.data())
+def test_conv1d_conv3d_match_torch(ours, theirs, dims, max_size, data):
+    x, weight, bias, kwargs = data.draw(nd_cases(dims, max_size))
+    leaves = [t for t in (x, weight, bias) if t is not None]
+    expected, actual = theirs(x, weight, bias, **kwargs), ours(x, weight, bias, **kwargs)
+    assert_close(actual, expected, **TOL)
+    # Lemma 1.1 on every axis, against the size torch produced
+    stride, padding = (v if isinstance(v, tuple) else (v,) * dims for v in (kwargs["stride"], kwargs["padding"]))
+    sizes = zip(x.shape[-dims:], weight.shape[2:], stride, padding, strict=True)
+    assert tuple(expected.shape[-dims:]) == tuple(conv_output_size(*axis) for axis in sizes)
+    grad_out = torch.randn(expected.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for got, want in zip(torch.autograd.grad(actual, leaves, grad_out),
+                         torch.autograd.grad(expected, leaves, grad_out), strict=True):
+        assert_close(got, want, **TOL)
+
+
+@pytest.mark.parametrize(
+    "fn, input_shape, weight_shape, match",
+    [
+        (conv1d, (1, 2, 3, 4), (2, 2, 3), r"input must have rank 3 \[N, C, L\] \(or 2 \[C, L\]\), got rank 4"),
+        (conv1d, (1, 2, 8), (2, 2, 3, 3), r"weight must have rank 3 \[C', C/G, F\], got rank 4"),
+        (conv1d, (1, 2, 4), (2, 2, 5), r"filter length F=5 exceeds padded length 4\+2\*0=4"),
+        (conv3d, (2, 3, 4), (2, 2, 1, 1, 1), r"input must have rank 5 \[N, C, D, H, W\] \(or 4 .*got rank 3"),
+        (conv3d, (1, 2, 3, 4, 4), (2, 2, 4, 3, 3), r"filter depth F=4 exceeds padded depth 3\+2\*0=3"),
+    ],
+)
+def test_conv1d_conv3d_bad_rank_or_size(fn, input_shape, weight_shape, match):
+    with pytest.raises(ValueError, match=match):
+        fn(zeros(*input_shape), zeros(*weight_shape))
+
+
+@pytest.mark.parametrize("dims", [0, 4, "2"])
+def test_conv_nd_needs_one_to_three_axes(dims):
+    with pytest.raises(ValueError, match=r"dims \(number of spatial axes\) must be 1, 2 or 3"):
+        conv_nd(zeros(1, 1, 3, 3), zeros(1, 1, 1, 1), dims=dims)
+
+
+def test_stride_tuple_length_must_match_axes():
+    with pytest.raises(TypeError, match=r"stride S must be an int or a triple of ints, got \(1, 1\)"):
+        conv3d(zeros(1, 1, 3, 3, 3), zeros(1, 1, 1, 1, 1), stride=(1, 1))
 
 
 # --------------------------------------------------------------------------- conv_output_size

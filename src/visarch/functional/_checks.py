@@ -25,15 +25,24 @@ def check_floating(**tensors):
         raise TypeError(f"dtypes must match ({listed})")
 
 
-def pair(value, name, *, low):
-    """Normalise an int or a pair of ints to a pair, each at least ``low``."""
-    values = (value, value) if isinstance(value, int) else value
+# How messages name a tuple of n ints.
+TUPLE_WORDS = {1: "a 1-tuple of ints", 2: "a pair of ints", 3: "a triple of ints"}
+
+
+def ntuple(value, n, name, *, low):
+    """Normalise an int, or a tuple of ``n`` ints, to a tuple of ``n`` ints, each at least ``low``."""
+    values = (value,) * n if isinstance(value, int) else value
     if (
         not isinstance(values, (tuple, list))
-        or len(values) != 2
+        or len(values) != n
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in values)
     ):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        raise TypeError(f"{name} must be an int or {TUPLE_WORDS[n]}, got {value!r}")
     if min(values) < low:
         raise ValueError(f"{name} must be >= {low}, got {value!r}")
     return tuple(values)
+
+
+def pair(value, name, *, low):
+    """Normalise an int or a pair of ints to a pair, each at least ``low``."""
+    return ntuple(value, 2, name, low=low)

@@ -1,10 +1,10 @@
-r"""2D convolution from scratch (Building blocks, section "2D convolution").
+r"""Convolution from scratch in one, two and three dimensions (Building blocks chapter).
 
 Notation (shared by the whole book): an input batch ``x`` has shape
-``[N, C, H, W]``; a filter bank ``W`` has shape ``[C', C/G, F_h, F_w]``; the
-stride is ``S``, the zero padding ``P``, the number of groups ``G``.  One
-output value is a dot product between one filter and one patch of the padded
-input :math:`\tilde x`,
+``[N, C, H, W]`` (``[N, C, L]`` in 1D, ``[N, C, D, H, W]`` in 3D); a filter
+bank ``W`` has shape ``[C', C/G, F_h, F_w]``; the stride is ``S``, the zero
+padding ``P``, the number of groups ``G``.  One output value is a dot product
+between one filter and one patch of the padded input :math:`\tilde x`,
 
 .. math::
 
@@ -13,21 +13,30 @@ input :math:`\tilde x`,
     \qquad g = \lfloor o / (C'/G) \rfloor,
 
 with 0-based indices, and the output has :math:`H' = \lfloor (H + 2P_h - F_h)/S_h
-\rfloor + 1` rows (Lemma 1.1 of the notes), likewise for the columns.
+\rfloor + 1` rows (Lemma 1.1 of the notes), likewise along every other axis.
+The 1D and 3D convolutions are the same sum with one or three spatial indices.
 
-Every function here takes the arguments of :func:`torch.nn.functional.conv2d`
-(``stride``, ``padding``, ``groups`` as ints or pairs; dilation is not covered)
-and is checked against it in ``tests/test_conv.py``.
+Every function here takes the arguments of ``torch.nn.functional.conv1d``,
+``conv2d`` or ``conv3d`` (``stride``, ``padding``, ``groups``; stride and
+padding as an int or one int per axis; dilation is not covered) and is
+checked against it in ``tests/test_conv.py``.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from visarch.functional._checks import check_floating, pair
+from visarch.functional._checks import check_floating, ntuple
 
-__all__ = ["conv_output_size", "conv2d_loop", "conv2d", "conv_matrix"]
+__all__ = ["conv_output_size", "conv1d", "conv2d", "conv3d", "conv_nd", "conv2d_loop", "conv_matrix"]
+
+# Names of the spatial axes, and the letters of the shapes in messages, by number of axes.
+AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+LETTERS = {1: "L", 2: "H, W", 3: "D, H, W"}
+KERNEL_LETTERS = {1: "F", 2: "F_h, F_w", 3: "F_d, F_h, F_w"}
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
@@ -50,23 +59,28 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
-def _check_conv2d(input, weight, bias, stride, padding, groups):
-    """Validate the arguments of a 2D convolution; return them normalised.
+def _check_conv(input, weight, bias, stride, padding, groups, dims):
+    """Validate the arguments of a convolution with ``dims`` spatial axes; return them normalised.
 
-    Returns ``(x, unbatched, (S_h, S_w), (P_h, P_w), G)`` where ``x`` is
-    ``[N, C, H, W]`` (a ``[C, H, W]`` input gains a batch axis, as in torch).
+    Returns ``(x, unbatched, stride, padding, G)`` where ``x`` is ``[N, C, *spatial]``
+    (an input without batch axis gains one, as in torch) and ``stride``, ``padding``
+    hold one int per spatial axis.
     """
     check_floating(input=input, weight=weight, bias=bias)
-    if input.dim() not in (3, 4):
+    letters = LETTERS[dims]
+    if input.dim() not in (dims + 1, dims + 2):
         raise ValueError(
-            f"input must have rank 4 [N, C, H, W] (or 3 [C, H, W]), got rank {input.dim()}"
+            f"input must have rank {dims + 2} [N, C, {letters}] (or {dims + 1} [C, {letters}]), "
+            f"got rank {input.dim()}"
         )
-    if weight.dim() != 4:
-        raise ValueError(f"weight must have rank 4 [C', C/G, F_h, F_w], got rank {weight.dim()}")
-    unbatched = input.dim() == 3
+    if weight.dim() != dims + 2:
+        raise ValueError(
+            f"weight must have rank {dims + 2} [C', C/G, {KERNEL_LETTERS[dims]}], got rank {weight.dim()}"
+        )
+    unbatched = input.dim() == dims + 1
     x = input.unsqueeze(0) if unbatched else input
-    stride = pair(stride, "stride S", low=1)
-    padding = pair(padding, "padding P", low=0)
+    stride = ntuple(stride, dims, "stride S", low=1)
+    padding = ntuple(padding, dims, "padding P", low=0)
     if isinstance(groups, bool) or not isinstance(groups, int):
         raise TypeError(f"groups must be an int, got {type(groups).__name__}")
     if groups < 1:
@@ -82,8 +96,7 @@ def _check_conv2d(input, weight, bias, stride, padding, groups):
         )
     if bias is not None and tuple(bias.shape) != (c_out,):
         raise ValueError(f"bias must have shape (C',) = ({c_out},), got {tuple(bias.shape)}")
-    for axis, size, f, p in (("height", x.shape[2], weight.shape[2], padding[0]),
-                             ("width", x.shape[3], weight.shape[3], padding[1])):
+    for axis, size, f, p in zip(AXES[dims], x.shape[2:], weight.shape[2:], padding, strict=True):
         if f > size + 2 * p:
             raise ValueError(f"filter {axis} F={f} exceeds padded {axis} {size}+2*{p}={size + 2 * p}")
     return x, unbatched, stride, padding, groups
@@ -97,7 +110,7 @@ def conv2d_loop(input, weight, bias=None, *, stride=1, padding=0, groups=1):
     bias per position.  Window starts are 0, S, 2S, ... (0-based), and a row
     or column whose window would run past the padded edge is skipped.
     """
-    x, unbatched, (sh, sw), (ph, pw), groups = _check_conv2d(input, weight, bias, stride, padding, groups)
+    x, unbatched, (sh, sw), (ph, pw), groups = _check_conv(input, weight, bias, stride, padding, groups, dims=2)
     c_out, c_per_group, fh, fw = weight.shape
     outs_per_group = c_out // groups
     x_pad = F.pad(x, (pw, pw, ph, ph))  # step 1: [N, C, H + 2P_h, W + 2P_w]
@@ -126,27 +139,56 @@ def conv2d_loop(input, weight, bias=None, *, stride=1, padding=0, groups=1):
     return y[0] if unbatched else y
 
 
-def conv2d(input, weight, bias=None, *, stride=1, padding=0, groups=1):
-    """Vectorised 2D convolution: gather every patch at once, then one contraction.
+def conv_nd(input, weight, bias=None, *, dims, stride=1, padding=0, groups=1):
+    """Vectorised convolution over ``dims`` = 1, 2 or 3 spatial axes: gather every patch, then one matrix product.
 
-    ``Tensor.unfold(dim, F, S)`` cuts axis ``dim`` into windows of length F
-    taken every S steps, which is exactly the set of window starts of the
-    loop version; no Python loop runs over pixels, channels or the batch.
+    The padded input is stored channels-last, ``Tensor.unfold(axis, F, S)`` cuts
+    each spatial axis into windows of length F that start every S steps (the
+    window starts of the loop version), and the patches are laid out as the
+    rows of one matrix (im2col, after Chellapilla et al.), each row in the
+    order (filter taps, channels) so that the copy reads channels
+    contiguously.  Multiplying by the flattened filters gives every output
+    pixel at once; groups are a batch of G such products.  No Python loop
+    runs over pixels, channels or the batch.
     """
-    x, unbatched, (sh, sw), (ph, pw), groups = _check_conv2d(input, weight, bias, stride, padding, groups)
-    n, c_in = x.shape[:2]
-    c_out, c_per_group, fh, fw = weight.shape
-    x_pad = F.pad(x, (pw, pw, ph, ph))  # [N, C, H + 2P_h, W + 2P_w]
-    patches = x_pad.unfold(2, fh, sh).unfold(3, fw, sw)  # [N, C, H', W', F_h, F_w]
-    h_out, w_out = patches.shape[2:4]
-    patches = patches.reshape(n, groups, c_per_group, h_out, w_out, fh, fw)  # split C into G groups
-    filters = weight.reshape(groups, c_out // groups, c_per_group, fh, fw)  # [G, C'/G, C/G, F_h, F_w]
-    # y[n, g, o, i, j] = sum over (c, k, l) of patch * filter, for every group at once
-    y = torch.einsum("ngcijkl,gockl->ngoij", patches, filters)
-    y = y.reshape(n, c_out, h_out, w_out)  # [N, C', H', W']
-    if bias is not None:
-        y = y + bias.view(1, c_out, 1, 1)
+    if dims not in AXES:
+        raise ValueError(f"dims (number of spatial axes) must be 1, 2 or 3, got {dims!r}")
+    x, unbatched, stride, padding, groups = _check_conv(input, weight, bias, stride, padding, groups, dims)
+    n, c_out, kernel = x.shape[0], weight.shape[0], weight.shape[2:]
+    c_per_group, outs_per_group = x.shape[1] // groups, c_out // groups
+    taps = math.prod(kernel)  # F_h * F_w in 2D
+
+    pads = [0, 0] + [p for p in reversed(padding) for _ in range(2)]  # F.pad lists the last axis first
+    x = F.pad(x.movedim(1, -1), pads)  # [N, *padded, C]: channels last, padded in one copy
+    for axis, (f, s) in enumerate(zip(kernel, stride, strict=True)):
+        x = x.unfold(1 + axis, f, s)  # after all axes: [N, *out, C, *kernel], a view
+    out = x.shape[1:1 + dims]  # (H', W') in 2D
+    x = x.unflatten(1 + dims, (groups, c_per_group)).movedim(2 + dims, -1)  # [N, *out, G, *kernel, C/G]
+    patches = x.reshape(-1, groups, taps * c_per_group).transpose(0, 1)  # im2col: [G, N*H'*W', F*F*C/G]
+    filters = weight.unflatten(0, (groups, outs_per_group)).movedim(2, -1)  # [G, C'/G, *kernel, C/G]
+    filters = filters.reshape(groups, outs_per_group, taps * c_per_group)  # [G, C'/G, F*F*C/G]
+    if bias is None:
+        y = torch.bmm(patches, filters.transpose(1, 2))  # [G, N*H'*W', C'/G]
+    else:  # the bias rides along in the same matrix product
+        y = torch.baddbmm(bias.view(groups, 1, outs_per_group), patches, filters.transpose(1, 2))
+    y = y.transpose(0, 1).reshape(n, *out, c_out)  # [N, *out, C'], channel o = g*C'/G + o'
+    y = y.movedim(-1, 1)  # [N, C', *out], stored channels last
     return y[0] if unbatched else y
+
+
+def conv1d(input, weight, bias=None, *, stride=1, padding=0, groups=1):
+    """1D convolution of a batch of sequences ``[N, C, L]`` with filters ``[C', C/G, F]``."""
+    return conv_nd(input, weight, bias, dims=1, stride=stride, padding=padding, groups=groups)
+
+
+def conv2d(input, weight, bias=None, *, stride=1, padding=0, groups=1):
+    """2D convolution of a batch of images ``[N, C, H, W]`` with filters ``[C', C/G, F_h, F_w]``."""
+    return conv_nd(input, weight, bias, dims=2, stride=stride, padding=padding, groups=groups)
+
+
+def conv3d(input, weight, bias=None, *, stride=1, padding=0, groups=1):
+    """3D convolution of a batch of volumes or clips ``[N, C, D, H, W]`` with filters ``[C', C/G, F_d, F_h, F_w]``."""
+    return conv_nd(input, weight, bias, dims=3, stride=stride, padding=padding, groups=groups)
 
 
 def conv_matrix(weight, input_size, *, stride=1, padding=0, groups=1):
@@ -167,7 +209,7 @@ def conv_matrix(weight, input_size, *, stride=1, padding=0, groups=1):
     c_in, h, w = input_size
     # an empty tensor of the input's shape lets conv_matrix share conv2d's checks
     probe = weight.new_empty(c_in, h, w)
-    _, _, (sh, sw), (ph, pw), groups = _check_conv2d(probe, weight, None, stride, padding, groups)
+    _, _, (sh, sw), (ph, pw), groups = _check_conv(probe, weight, None, stride, padding, groups, dims=2)
     c_out, c_per_group, fh, fw = weight.shape
     h_out = conv_output_size(h, fh, sh, ph)
     w_out = conv_output_size(w, fw, sw, pw)
