@@ -142,14 +142,15 @@ def conv2d_loop(input, weight, bias=None, *, stride=1, padding=0, groups=1):
 def conv_nd(input, weight, bias=None, *, dims, stride=1, padding=0, groups=1):
     """Vectorised convolution over ``dims`` = 1, 2 or 3 spatial axes: gather every patch, then one matrix product.
 
-    The padded input is stored channels-last, ``Tensor.unfold(axis, F, S)`` cuts
-    each spatial axis into windows of length F that start every S steps (the
-    window starts of the loop version), and the patches are laid out as the
-    rows of one matrix (im2col, after Chellapilla et al.), each row in the
-    order (filter taps, channels) so that the copy reads channels
-    contiguously.  Multiplying by the flattened filters gives every output
-    pixel at once; groups are a batch of G such products.  No Python loop
-    runs over pixels, channels or the batch.
+    ``Tensor.unfold(axis, F, S)`` cuts each spatial axis of the padded input
+    into windows of length F that start every S steps (the window starts of
+    the loop version) without copying anything.  The windows are then laid
+    out as the columns of one matrix per image (im2col, after Chellapilla et
+    al.), one column per output pixel, and multiplying the flattened filters
+    by that matrix gives every output pixel at once; groups are G such
+    products side by side.  For a 1x1 filter with stride 1 the matrix is the
+    image itself and nothing is copied.  No Python loop runs over pixels,
+    channels or the batch.
     """
     if dims not in AXES:
         raise ValueError(f"dims (number of spatial axes) must be 1, 2 or 3, got {dims!r}")
@@ -158,21 +159,17 @@ def conv_nd(input, weight, bias=None, *, dims, stride=1, padding=0, groups=1):
     c_per_group, outs_per_group = x.shape[1] // groups, c_out // groups
     taps = math.prod(kernel)  # F_h * F_w in 2D
 
-    pads = [0, 0] + [p for p in reversed(padding) for _ in range(2)]  # F.pad lists the last axis first
-    x = F.pad(x.movedim(1, -1), pads)  # [N, *padded, C]: channels last, padded in one copy
+    if any(padding):
+        x = F.pad(x, [p for p in reversed(padding) for _ in range(2)])  # [N, C, *padded]; last axis first
     for axis, (f, s) in enumerate(zip(kernel, stride, strict=True)):
-        x = x.unfold(1 + axis, f, s)  # after all axes: [N, *out, C, *kernel], a view
-    out = x.shape[1:1 + dims]  # (H', W') in 2D
-    x = x.unflatten(1 + dims, (groups, c_per_group)).movedim(2 + dims, -1)  # [N, *out, G, *kernel, C/G]
-    patches = x.reshape(-1, groups, taps * c_per_group).transpose(0, 1)  # im2col: [G, N*H'*W', F*F*C/G]
-    filters = weight.unflatten(0, (groups, outs_per_group)).movedim(2, -1)  # [G, C'/G, *kernel, C/G]
-    filters = filters.reshape(groups, outs_per_group, taps * c_per_group)  # [G, C'/G, F*F*C/G]
-    if bias is None:
-        y = torch.bmm(patches, filters.transpose(1, 2))  # [G, N*H'*W', C'/G]
-    else:  # the bias rides along in the same matrix product
-        y = torch.baddbmm(bias.view(groups, 1, outs_per_group), patches, filters.transpose(1, 2))
-    y = y.transpose(0, 1).reshape(n, *out, c_out)  # [N, *out, C'], channel o = g*C'/G + o'
-    y = y.movedim(-1, 1)  # [N, C', *out], stored channels last
+        x = x.unfold(2 + axis, f, s)  # after all axes: [N, C, *out, *kernel], a view
+    out = x.shape[2:2 + dims]  # (H', W') in 2D
+    x = x.permute(0, 1, *range(2 + dims, 2 + 2 * dims), *range(2, 2 + dims))  # [N, C, *kernel, *out]
+    patches = x.reshape(n, groups, c_per_group * taps, math.prod(out))  # im2col: [N, G, C/G*F*F, H'*W']
+    filters = weight.reshape(groups, outs_per_group, c_per_group * taps)  # [G, C'/G, C/G*F*F]
+    y = torch.matmul(filters, patches).reshape(n, c_out, *out)  # [N, G, C'/G, H'*W'] -> [N, C', H', W']
+    if bias is not None:
+        y = y + bias.view(c_out, *(1,) * dims)
     return y[0] if unbatched else y
 
 
