@@ -1,0 +1,130 @@
+r"""Closed-form parameter and multiply-accumulate counts of convolutional layers.
+
+(Building blocks, section "Grouped, depthwise and separable convolution".)
+
+A 2D convolution from :math:`C` to :math:`C'` channels with :math:`G` groups holds the filter bank
+:math:`\mathbf{W} \in \mathbb{R}^{C' \times C/G \times F_h \times F_w}` and the bias
+:math:`\mathbf{b} \in \mathbb{R}^{C'}`, so
+
+.. math::
+
+    \#\text{params} = C' \cdot \frac{C}{G} \cdot F_h F_w \;+\; C' \;[\text{bias}].
+
+Each of its :math:`C' H' W'` output values is a dot product of length :math:`(C/G) F_h F_w`,
+so one image costs
+
+.. math::
+
+    \#\text{MACs} = C' H' W' \cdot \frac{C}{G} \cdot F_h F_w
+
+multiply-accumulates (the :math:`C' H' W'` bias additions are not counted, as in
+``torch.utils.flop_counter``, which reports :math:`2 \times \#\text{MACs}` FLOPs).
+The weight count and the MAC count are exactly :math:`G` times smaller than for
+:math:`G = 1`; the parameter count with the bias is not, since the :math:`C'`
+biases do not shrink.
+
+*Depthwise* convolution is the case :math:`G = C`, :math:`C' = mC` (channel multiplier :math:`m`):
+:math:`C' F_h F_w` weights.  A *depthwise separable* convolution is a depthwise layer
+(:math:`C \to mC`, filter :math:`F`, stride :math:`S`, padding :math:`P`) followed by a pointwise
+(:math:`1 \times 1`) layer :math:`mC \to C'`:
+
+.. math::
+
+    \#\text{params} = mC F_h F_w + C' m C, \qquad
+    \#\text{MACs} = H' W' \left(mC F_h F_w + C' m C\right),
+
+plus :math:`mC + C'` biases.  For :math:`m = 1` and a square filter, separable over standard
+costs :math:`\frac{C F^2 + C' C}{C' C F^2} = \frac{1}{C'} + \frac{1}{F^2}`
+(MobileNets, Howard et al. 2017).
+
+These are the formulas the book states; ``tests/test_cost.py`` checks them
+against ``torch.nn.Conv2d`` and ``torch.utils.flop_counter.FlopCounterMode``.
+"""
+
+from __future__ import annotations
+
+from visarch.functional._checks import pair
+
+__all__ = ["conv_parameters", "conv_macs", "separable_conv_parameters", "separable_conv_macs"]
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def _check_layer(c_in, c_out, groups):
+    """Validate channel counts and groups; return ``C/G``."""
+    _positive_int(c_in, "input channels C")
+    _positive_int(c_out, "output channels C'")
+    _positive_int(groups, "number of groups G")
+    if c_in % groups:
+        raise ValueError(f"input channels C={c_in} are not divisible by groups G={groups}")
+    if c_out % groups:
+        raise ValueError(f"output channels C'={c_out} are not divisible by groups G={groups}")
+    return c_in // groups
+
+
+def _check_bias(bias):
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+
+
+def conv_parameters(c_in, c_out, kernel_size, *, groups=1, bias=True) -> int:
+    r"""Number of parameters of ``torch.nn.Conv2d(c_in, c_out, kernel_size, groups=groups, bias=bias)``.
+
+    .. math:: C' \cdot (C/G) \cdot F_h F_w + C' \,[\text{bias}]
+
+    ``kernel_size`` is F or (F_h, F_w). A 1D convolution with filter length F has
+    the count of ``kernel_size=(1, F)``.
+    """
+    c_per_group = _check_layer(c_in, c_out, groups)
+    fh, fw = pair(kernel_size, "kernel_size F", low=1)
+    _check_bias(bias)
+    return c_out * c_per_group * fh * fw + (c_out if bias else 0)
+
+
+def conv_macs(c_in, c_out, kernel_size, output_size, *, groups=1) -> int:
+    r"""Multiply-accumulates of ``torch.nn.Conv2d(c_in, c_out, kernel_size, groups=groups)`` on one image.
+
+    .. math:: C' H' W' \cdot (C/G) \cdot F_h F_w
+
+    ``output_size`` is H' or (H', W'), the size of the *output* (see
+    ``visarch.functional.conv_output_size``); stride and padding enter only
+    through it.  Bias additions are not counted.
+    """
+    c_per_group = _check_layer(c_in, c_out, groups)
+    fh, fw = pair(kernel_size, "kernel_size F", low=1)
+    h_out, w_out = pair(output_size, "output_size H'", low=1)
+    return c_out * h_out * w_out * c_per_group * fh * fw
+
+
+def separable_conv_parameters(c_in, c_out, kernel_size, *, multiplier=1, bias=True) -> int:
+    r"""Parameters of a depthwise separable convolution: depthwise ``C -> mC``, then pointwise ``mC -> C'``.
+
+    .. math:: mC F_h F_w + C' m C \;+\; (mC + C') \,[\text{bias}]
+
+    ``multiplier`` is the channel multiplier m of the depthwise layer
+    (``groups=C``, ``C * m`` output channels); ``bias`` applies to both layers.
+    """
+    c_mid = c_in * _positive_int(multiplier, "channel multiplier m")
+    return conv_parameters(c_in, c_mid, kernel_size, groups=c_in, bias=bias) + conv_parameters(
+        c_mid, c_out, 1, bias=bias
+    )
+
+
+def separable_conv_macs(c_in, c_out, kernel_size, output_size, *, multiplier=1) -> int:
+    r"""Multiply-accumulates of a depthwise separable convolution on one image.
+
+    .. math:: H' W' \left(mC F_h F_w + C' m C\right)
+
+    ``output_size`` (H', W') is the output of the depthwise layer, which the
+    pointwise layer keeps.
+    """
+    c_mid = c_in * _positive_int(multiplier, "channel multiplier m")
+    return conv_macs(c_in, c_mid, kernel_size, output_size, groups=c_in) + conv_macs(
+        c_mid, c_out, 1, output_size
+    )

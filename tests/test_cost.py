@@ -1,0 +1,216 @@
+"""The closed-form counts of ``visarch.cost`` agree with what torch builds and counts.
+
+What this file proves, each time against torch and never the other way round:
+
+* ``conv_parameters`` equals ``sum(p.numel() for p in torch.nn.Conv2d(...).parameters())``
+  for standard, grouped and depthwise layers (channel multiplier m >= 1), with and
+  without bias, square and rectangular filters;
+* ``conv_macs`` equals half the FLOPs that ``torch.utils.flop_counter.FlopCounterMode``
+  counts for the same layer's forward pass on one image (torch counts a convolution as
+  2 FLOPs per multiply-accumulate and ignores the bias: checked on a 1x1 case first);
+* ``separable_conv_parameters`` and ``separable_conv_macs`` equal the same torch counts
+  for a depthwise layer followed by a pointwise layer, as an ``nn.Sequential``;
+* the notes' claims hold for the formulas: G times fewer weights and MACs, and the
+  separable/standard cost ratio 1/C' + 1/F^2;
+* bad arguments raise the documented exception with a message naming the violated condition.
+
+Layers are built on the ``meta`` device: torch allocates no memory and runs no
+arithmetic, but shapes, parameter counts and the FLOP counter behave as on the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from visarch.cost import conv_macs, conv_parameters, separable_conv_macs, separable_conv_parameters
+
+META = torch.device("meta")
+
+
+def torch_parameters(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def torch_macs_and_output(module, c_in, h, w):
+    """Multiply-accumulates torch's FLOP counter sees for one [1, C, H, W] image, and the output size."""
+    with FlopCounterMode(display=False) as counter:
+        y = module(torch.empty(1, c_in, h, w, device=META))  # [1, C', H', W']
+    flops = counter.get_total_flops()
+    assert flops % 2 == 0, "torch counts 2 FLOPs per multiply-accumulate"
+    return flops // 2, tuple(y.shape[2:])
+
+
+def test_torch_counts_two_flops_per_mac_and_no_bias():
+    """The convention the other tests rely on, on a layer small enough to count by hand.
+
+    Conv2d(1, 1, 1) with bias on a 1x1 image computes y = w * x + b: one multiply-accumulate
+    (plus one bias addition); torch reports 2 FLOPs.  On a 2x3 image it is 6 MACs, 12 FLOPs.
+    """
+    layer = nn.Conv2d(1, 1, 1, bias=True)
+    for h, w, macs in ((1, 1, 1), (2, 3, 6)):
+        with FlopCounterMode(display=False) as counter:
+            layer(torch.randn(1, 1, h, w))
+        assert counter.get_total_flops() == 2 * macs
+
+
+# --------------------------------------------------------------------------- random layers
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    c_in: int
+    c_out: int
+    groups: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    h: int
+    w: int
+    bias: bool
+
+    def module(self):
+        return nn.Conv2d(self.c_in, self.c_out, self.kernel, stride=self.stride, padding=self.padding,
+                         groups=self.groups, bias=self.bias, device=META)
+
+
+@st.composite
+def layers(draw, kind):
+    """Random layers of one kind: 'standard' (G = 1), 'grouped' (any G), 'depthwise' (G = C, C' = mC)."""
+    if kind == "standard":
+        groups, c_in, c_out = 1, draw(st.integers(1, 16)), draw(st.integers(1, 16))
+    elif kind == "grouped":
+        groups = draw(st.integers(1, 8))
+        c_in, c_out = groups * draw(st.integers(1, 4)), groups * draw(st.integers(1, 4))
+    else:
+        groups = c_in = draw(st.integers(1, 16))
+        c_out = c_in * draw(st.integers(1, 4))  # channel multiplier m
+    fh, fw = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    return Layer(
+        c_in, c_out, groups, (fh, fw),
+        stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        padding=(ph, pw),
+        h=draw(st.integers(max(1, fh - 2 * ph), 40)),
+        w=draw(st.integers(max(1, fw - 2 * pw), 40)),
+        bias=draw(st.booleans()),
+    )
+
+
+@pytest.mark.parametrize("kind", ["standard", "grouped", "depthwise"])
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_conv_counts_match_torch(kind, data):
+    layer = data.draw(layers(kind))
+    module = layer.module()
+    kernel = layer.kernel[0] if layer.kernel[0] == layer.kernel[1] else layer.kernel  # int or pair
+    assert conv_parameters(layer.c_in, layer.c_out, kernel, groups=layer.groups, bias=layer.bias) \
+        == torch_parameters(module)
+    macs, output_size = torch_macs_and_output(module, layer.c_in, layer.h, layer.w)
+    assert conv_macs(layer.c_in, layer.c_out, kernel, output_size, groups=layer.groups) == macs
+
+
+@settings(max_examples=200, deadline=None)
+@given(layer=layers("depthwise"), c_out=st.integers(1, 32))
+def test_separable_counts_match_torch(layer, c_out):
+    multiplier = layer.c_out // layer.c_in
+    module = nn.Sequential(
+        layer.module(),  # depthwise: C -> mC, groups = C
+        nn.Conv2d(layer.c_out, c_out, 1, bias=layer.bias, device=META),  # pointwise: mC -> C'
+    )
+    assert separable_conv_parameters(layer.c_in, c_out, layer.kernel, multiplier=multiplier,
+                                     bias=layer.bias) == torch_parameters(module)
+    macs, output_size = torch_macs_and_output(module, layer.c_in, layer.h, layer.w)
+    assert separable_conv_macs(layer.c_in, c_out, layer.kernel, output_size, multiplier=multiplier) == macs
+
+
+@settings(max_examples=200, deadline=None)
+@given(groups=st.integers(1, 64), a=st.integers(1, 64), b=st.integers(1, 64), f=st.integers(1, 7),
+       h=st.integers(1, 64))
+def test_groups_divide_weights_and_macs_exactly(groups, a, b, f, h):
+    """The notes' "G times fewer parameters / FLOPs": exact for weights and MACs."""
+    c_in, c_out = groups * a, groups * b
+    assert groups * conv_parameters(c_in, c_out, f, groups=groups, bias=False) \
+        == conv_parameters(c_in, c_out, f, bias=False)
+    assert groups * conv_macs(c_in, c_out, f, h, groups=groups) == conv_macs(c_in, c_out, f, h)
+    with_bias = Fraction(conv_parameters(c_in, c_out, f), conv_parameters(c_in, c_out, f, groups=groups, bias=True))
+    assert with_bias <= groups and (with_bias == groups) == (groups == 1)  # the bias does not shrink
+
+
+@settings(max_examples=200, deadline=None)
+@given(c_in=st.integers(1, 512), c_out=st.integers(1, 512), f=st.integers(1, 7), h=st.integers(1, 64))
+def test_separable_to_standard_ratio(c_in, c_out, f, h):
+    """MACs and weights of separable over standard are both 1/C' + 1/F^2 (m = 1, square filter)."""
+    expected = Fraction(1, c_out) + Fraction(1, f * f)
+    assert Fraction(separable_conv_macs(c_in, c_out, f, h), conv_macs(c_in, c_out, f, h)) == expected
+    assert Fraction(separable_conv_parameters(c_in, c_out, f, bias=False),
+                    conv_parameters(c_in, c_out, f, bias=False)) == expected
+
+
+# --------------------------------------------------------------------------- bad input
+
+VALID = {"c_in": 4, "c_out": 6, "kernel_size": 3, "output_size": 5, "groups": 2, "bias": True, "multiplier": 1}
+FUNCTIONS = {
+    "conv_parameters": (conv_parameters, ("c_in", "c_out", "kernel_size"), ("groups", "bias")),
+    "conv_macs": (conv_macs, ("c_in", "c_out", "kernel_size", "output_size"), ("groups",)),
+    "separable_conv_parameters": (separable_conv_parameters, ("c_in", "c_out", "kernel_size"),
+                                  ("multiplier", "bias")),
+    "separable_conv_macs": (separable_conv_macs, ("c_in", "c_out", "kernel_size", "output_size"),
+                            ("multiplier",)),
+}
+
+
+def call(name, **changes):
+    fn, positional, keywords = FUNCTIONS[name]
+    args = {**VALID, **changes}
+    return fn(*(args[k] for k in positional), **{k: args[k] for k in keywords})
+
+
+BAD_CASES = [  # (argument changes, exception, message regex); each applies to every function taking them
+    ({"c_in": 5, "groups": 2}, ValueError, r"input channels C=5 are not divisible by groups G=2"),
+    ({"c_out": 5, "groups": 2}, ValueError, r"output channels C'=5 are not divisible by groups G=2"),
+    ({"groups": 0}, ValueError, r"number of groups G must be >= 1, got 0"),
+    ({"groups": 2.0}, TypeError, r"number of groups G must be an int, got float"),
+    ({"c_in": 0}, ValueError, r"input channels C must be >= 1, got 0"),
+    ({"c_in": -4}, ValueError, r"input channels C must be >= 1, got -4"),
+    ({"c_out": 0}, ValueError, r"output channels C' must be >= 1, got 0"),
+    ({"c_in": True}, TypeError, r"input channels C must be an int, got bool"),
+    ({"c_out": "6"}, TypeError, r"output channels C' must be an int, got str"),
+    ({"kernel_size": 0}, ValueError, r"kernel_size F must be >= 1, got 0"),
+    ({"kernel_size": (3, 0)}, ValueError, r"kernel_size F must be >= 1, got \(3, 0\)"),
+    ({"kernel_size": 3.0}, TypeError, r"kernel_size F must be an int or a pair of ints, got 3\.0"),
+    ({"kernel_size": (3, 3, 3)}, TypeError, r"kernel_size F must be an int or a pair of ints, got \(3, 3, 3\)"),
+    ({"output_size": 0}, ValueError, r"output_size H' must be >= 1, got 0"),
+    ({"output_size": (5, -1)}, ValueError, r"output_size H' must be >= 1, got \(5, -1\)"),
+    ({"output_size": None}, TypeError, r"output_size H' must be an int or a pair of ints, got None"),
+    ({"bias": 1}, TypeError, r"bias must be a bool, got int"),
+    ({"bias": None}, TypeError, r"bias must be a bool, got NoneType"),
+    ({"multiplier": 0}, ValueError, r"channel multiplier m must be >= 1, got 0"),
+    ({"multiplier": 1.5}, TypeError, r"channel multiplier m must be an int, got float"),
+]
+
+
+def bad_case_params():
+    for changes, exc, match in BAD_CASES:
+        for name, (_, positional, keywords) in FUNCTIONS.items():
+            if set(changes) <= set(positional + keywords):
+                yield pytest.param(name, changes, exc, match, id=f"{name}-{changes}")
+
+
+@pytest.mark.parametrize("name, changes, exc, match", list(bad_case_params()))
+def test_bad_input_raises(name, changes, exc, match):
+    with pytest.raises(exc, match=match):
+        call(name, **changes)
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_valid_args_are_valid(name):
+    """The base call of the table works, so each case fails for the one change it makes."""
+    assert call(name) > 0
