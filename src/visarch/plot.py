@@ -53,3 +53,86 @@ def conv_arithmetic(size, kernel_size, stride=1, padding=0, *, windows=3):
           f"output: {out} x {out}")
     fig.tight_layout()
     return fig
+
+
+def channel_connectivity(masks):
+    """Which input channels each output channel reads, one panel per layer.
+
+    ``masks`` maps a panel title to a boolean ``[C', C]`` matrix (a tensor or nested
+    lists): entry ``(o, c)`` is true when output channel ``o`` depends on input
+    channel ``c``.  Row ``o`` is drawn at the top for ``o = 0``, columns left to
+    right; connected cells are filled.  Returns the figure.
+    """
+    masks = {title: mask.tolist() if hasattr(mask, "tolist") else mask for title, mask in masks.items()}
+    fig, axes = plt.subplots(1, len(masks), figsize=(2.5 * len(masks), 3.0), squeeze=False)
+    for ax, (title, mask) in zip(axes[0], masks.items(), strict=True):
+        rows, cols = len(mask), len(mask[0])
+        _grid(ax, rows, cols, lambda r, c, mask=mask: "tab:blue" if mask[r][c] else "white", title)
+        ax.text(cols / 2, -0.6, "input channel c", ha="center", va="top", fontsize=8)
+        ax.text(-0.6, rows / 2, "output channel o", ha="right", va="center", rotation=90, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def receptive_field_maps(maps, spans=None, *, cmap="viridis", size=2.4):
+    """Input-gradient maps side by side, with the theoretical receptive field outlined.
+
+    ``maps`` maps a panel title to a ``[H, W]`` tensor of gradient magnitudes (row 0 at
+    the top); ``spans`` maps the same titles to ``((first_row, last_row), (first_col,
+    last_col))``, drawn as a dashed white rectangle; pixels where the map is zero are
+    drawn black, so holes in the support stay visible.  Returns the figure.
+    """
+    fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps), size + 0.4), squeeze=False)
+    for ax, (title, grad) in zip(axes[0], maps.items(), strict=True):
+        grad = grad.detach().abs().double()
+        shown = grad.masked_fill(grad == 0, float("nan")).numpy()  # zero: the colormap's "bad" colour
+        ax.imshow(shown, cmap=plt.get_cmap(cmap).with_extremes(bad="black"), interpolation="nearest")
+        if spans is not None and title in spans:
+            (r0, r1), (c0, c1) = spans[title]
+            ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
+                                   edgecolor="white", lw=1.5, ls="--"))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def transposed_conv_input(size, kernel_size, stride=1, padding=0, output_padding=0):
+    """The image a transposed convolution convolves (steps 1-2 of the notes' TransConv).
+
+    Left: the Z x Z input pixels (blue) with S-1 inserted zeros between neighbours
+    (orange) and F-1-P zeros of padding on every edge, plus ``output_padding`` more
+    at the bottom and right (grey); the first position of the flipped F x F filter
+    is outlined.  Right: the output, of side (Z-1)S+F-2P+output_padding.  Needs
+    P <= F-1 (the notes' condition), so that the edge padding is not negative.
+    Returns the figure.
+    """
+    from visarch.functional.transposed import conv_transpose_output_size
+
+    out = conv_transpose_output_size(size, kernel_size, stride, padding, output_padding)
+    edge = kernel_size - 1 - padding
+    if edge < 0:
+        raise ValueError(f"the picture needs P <= F-1, got F={kernel_size}, P={padding}")
+    dilated = (size - 1) * stride + 1
+    side = dilated + 2 * edge + output_padding
+    colours = {"input pixel": to_rgba("tab:blue", 0.45), "inserted zero (S-1)": to_rgba("tab:orange", 0.35),
+               "padding zero (F-1-P, output_padding)": "0.85"}
+    pixel, inserted, pad = colours.values()
+
+    def fill(r, c):
+        r, c = r - edge, c - edge
+        if not (0 <= r < dilated and 0 <= c < dilated):
+            return pad
+        return pixel if r % stride == 0 and c % stride == 0 else inserted
+
+    fig, (ax_in, ax_out) = plt.subplots(1, 2, figsize=(7.5, 4), gridspec_kw={"width_ratios": [side, max(out, 2)]})
+    _grid(ax_in, side, side, fill, f"padded input: Z={size}, F={kernel_size}, S={stride}, P={padding}"
+          + (f", output_padding={output_padding}" if output_padding else ""))
+    ax_in.add_patch(Rectangle((0.06, side - kernel_size + 0.06), kernel_size - 0.12, kernel_size - 0.12,
+                              facecolor="none", edgecolor="tab:red", lw=2.5))
+    _grid(ax_out, out, out, lambda r, c: "tab:red" if r == c == 0 else "white", f"output: {out} x {out}")
+    handles = [Rectangle((0, 0), 1, 1, facecolor=colour, edgecolor="0.3") for colour in colours.values()]
+    fig.legend(handles, list(colours), loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
