@@ -43,24 +43,16 @@ against ``torch.nn.Conv2d`` and ``torch.utils.flop_counter.FlopCounterMode``.
 
 from __future__ import annotations
 
-from visarch.functional._checks import pair
+from visarch.functional._checks import check_int, pair
 
 __all__ = ["conv_parameters", "conv_macs", "separable_conv_parameters", "separable_conv_macs"]
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
 def _check_layer(c_in, c_out, groups):
     """Validate channel counts and groups; return ``C/G``."""
-    _positive_int(c_in, "input channels C")
-    _positive_int(c_out, "output channels C'")
-    _positive_int(groups, "number of groups G")
+    check_int(c_in, "input channels C", low=1)
+    check_int(c_out, "output channels C'", low=1)
+    check_int(groups, "number of groups G", low=1)
     if c_in % groups:
         raise ValueError(f"input channels C={c_in} are not divisible by groups G={groups}")
     if c_out % groups:
@@ -110,7 +102,7 @@ def separable_conv_parameters(c_in, c_out, kernel_size, *, multiplier=1, bias=Tr
     ``multiplier`` is the channel multiplier m of the depthwise layer
     (``groups=C``, ``C * m`` output channels); ``bias`` applies to both layers.
     """
-    c_mid = c_in * _positive_int(multiplier, "channel multiplier m")
+    c_mid = c_in * check_int(multiplier, "channel multiplier m", low=1)
     return conv_parameters(c_in, c_mid, kernel_size, groups=c_in, bias=bias) + conv_parameters(
         c_mid, c_out, 1, bias=bias
     )
@@ -124,7 +116,7 @@ def separable_conv_macs(c_in, c_out, kernel_size, output_size, *, multiplier=1) 
     ``output_size`` (H', W') is the output of the depthwise layer, which the
     pointwise layer keeps.
     """
-    c_mid = c_in * _positive_int(multiplier, "channel multiplier m")
+    c_mid = c_in * check_int(multiplier, "channel multiplier m", low=1)
     return conv_macs(c_in, c_mid, kernel_size, output_size, groups=c_in) + conv_macs(
         c_mid, c_out, 1, output_size
     )

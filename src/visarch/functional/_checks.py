@@ -25,6 +25,15 @@ def check_floating(**tensors):
         raise TypeError(f"dtypes must match ({listed})")
 
 
+def check_int(value, name, *, low):
+    """An int (a bool does not count) that is at least ``low``; returns it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
 # How messages name a tuple of n ints.
 TUPLE_WORDS = {1: "a 1-tuple of ints", 2: "a pair of ints", 3: "a triple of ints"}
 

@@ -29,7 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from visarch.functional._checks import check_floating, ntuple
+from visarch.functional._checks import check_floating, check_int, ntuple
 
 __all__ = ["conv_output_size", "conv1d", "conv2d", "conv3d", "conv_nd", "conv2d_loop", "conv_matrix"]
 
@@ -48,10 +48,7 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     """
     for name, value, low in (("size Z", size, 1), ("kernel_size F", kernel_size, 1),
                              ("stride S", stride, 1), ("padding P", padding, 0)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-        if value < low:
-            raise ValueError(f"{name} must be >= {low}, got {value}")
+        check_int(value, name, low=low)
     if kernel_size > size + 2 * padding:
         raise ValueError(
             f"filter size F={kernel_size} exceeds padded size Z+2P={size + 2 * padding}"
