@@ -1,0 +1,103 @@
+"""visarch.functional.conv_transpose2d against torch.nn.functional.conv_transpose2d on the U-Net upsamplers.
+
+The shapes are the three transposed convolutions of the notes' U-Net ascent (appendix B.2):
+TransConv with F = 4, S = 2, P = 1, which doubles the resolution, at 256 -> 256 channels on
+4 x 4 -> 8 x 8, 128 -> 128 on 8 x 8 -> 16 x 16, and 64 -> 64 on 16 x 16 -> 32 x 32.
+
+Each shape is timed for both functions in this process, after checking that the outputs
+agree.  Our version builds the notes' zero-inserted, padded image and runs
+visarch.functional.conv2d on it; about three in four of the products it computes have a
+zero input, which torch's direct kernel never computes.  A third column separates the two
+costs: the same construction with torch's own ``conv2d`` in step 4.
+Run with ``python -m benchmarks conv_transpose2d``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks.conv2d import geometric_mean, median_ms
+from visarch.functional.transposed import conv_transpose2d, conv_transpose_output_size, dilate_and_pad, flip_weight
+
+
+class TransShape(NamedTuple):
+    """One transposed convolution: channels in and out, square filter F, stride S, padding P, input H x W.
+
+    ``s`` and ``padding`` are the attributes :func:`benchmarks.conv2d.median_ms` reads.
+    """
+
+    c_in: int
+    c_out: int
+    f: int
+    s: int
+    padding: int
+    h: int
+    w: int
+
+    def __str__(self) -> str:
+        out = conv_transpose_output_size(self.h, self.f, self.s, self.padding)
+        return (f"{self.f}x{self.f} {self.c_in:4d} -> {self.c_out:4d}  S={self.s} P={self.padding}  "
+                f"{self.h:2d} -> {out:2d}")
+
+
+# y10, y7 and y4 of the notes' Ascend (the input H x W is the resolution before upsampling)
+UNET_UPSAMPLERS = (
+    TransShape(256, 256, 4, 2, 1, 4, 4),
+    TransShape(128, 128, 4, 2, 1, 8, 8),
+    TransShape(64, 64, 4, 2, 1, 16, 16),
+)
+
+
+def notes_with_torch_conv2d(x, weight, *, stride, padding):
+    """The notes' construction with torch.nn.functional.conv2d as the convolution of step 4."""
+    padded = dilate_and_pad(x, tuple(weight.shape[2:]), stride=stride, padding=padding)
+    return F.conv2d(padded, flip_weight(weight))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks conv_transpose2d",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="only the first shape (smoke test)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS); default: torch's own")
+    parser.add_argument("--batch", type=int, default=32, help="batch size N (default 32)")
+    parser.add_argument("--min-run-time", type=float, default=0.5,
+                        help="seconds of timing per function and shape (default 0.5)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the two functions take turns this many times per shape (default 3)")
+    args = parser.parse_args(argv)
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    shapes = UNET_UPSAMPLERS[:1] if args.quick else UNET_UPSAMPLERS
+
+    print(f"torch {torch.__version__}, {threads} thread(s), batch N={args.batch}, float32; median over "
+          f"{args.rounds} alternating rounds of torch.utils.benchmark blocked_autorange, "
+          f"{args.min_run_time} s per function and shape\n")
+    print(f"{'shape (H -> H_out)':36s} {'ours ms':>9s} {'torch ms':>9s} {'ours/torch':>10s} "
+          f"{'notes+F.conv2d/torch':>20s}")
+
+    torch.manual_seed(0)
+    ratios, construction = [], []
+    for shape in shapes:
+        x = torch.randn(args.batch, shape.c_in, shape.h, shape.w)
+        weight = torch.randn(shape.c_in, shape.c_out, shape.f, shape.f) / math.sqrt(shape.c_in * shape.f**2)
+        # a fast wrong answer must not be reported: check before timing
+        fns = (conv_transpose2d, F.conv_transpose2d, notes_with_torch_conv2d)
+        expected = F.conv_transpose2d(x, weight, stride=shape.s, padding=shape.padding)
+        for fn in fns[::2]:
+            torch.testing.assert_close(fn(x, weight, stride=shape.s, padding=shape.padding), expected)
+        ours, theirs, notes_torch = median_ms(fns, x, weight, shape, threads=threads, rounds=args.rounds,
+                                              min_run_time=args.min_run_time)
+        ratios.append(ours / theirs)
+        construction.append(notes_torch / theirs)
+        print(f"{shape!s:36s} {ours:9.3f} {theirs:9.3f} {ours / theirs:10.2f} {notes_torch / theirs:20.2f}")
+
+    print(f"\ngeometric mean over {len(ratios)} shapes: ours/torch {geometric_mean(ratios):6.2f}, "
+          f"notes' construction with torch's conv2d/torch {geometric_mean(construction):6.2f}")
+    return 0

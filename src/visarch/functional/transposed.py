@@ -1,0 +1,184 @@
+r"""Transposed convolution from scratch (Building blocks, section "Transposed convolution").
+
+A transposed convolution maps ``x`` of shape ``[N, C, H, W]`` to a larger
+``y`` of shape ``[N, C', H', W']``.  Its weight has PyTorch's layout
+``[C, C'/G, F_h, F_w]``: the first axis runs over the *input* channels, the
+reverse of :func:`visarch.functional.conv2d`.  With 0-based indices and one
+group, every input pixel scatters a copy of its filter, scaled by its value,
+into the output at offset :math:`(iS, jS)`, and the result is cropped by
+:math:`P` on every edge:
+
+.. math::
+
+    y_{n,o,r,s} = b_o + \sum_{c=0}^{C-1} \sum_{i,j} \sum_{k,l}
+        x_{n,c,i,j}\, W_{c,o,k,l}\; [\,iS + k - P = r\,]\,[\,jS + l - P = s\,].
+
+The notes compute the same map as an ordinary convolution (their
+TransConv algorithm, section 1.4); :func:`dilate_and_pad` is steps 1-2,
+:func:`flip_weight` step 3, and :func:`conv_transpose2d` runs all four:
+
+1. insert :math:`S-1` zeros between neighbouring pixels:
+   :math:`H \to (H-1)S + 1` rows;
+2. pad :math:`F-1-P` zeros on every edge (plus ``output_padding`` extra rows
+   and columns at the bottom and right), so the image has
+   :math:`f(H) = H + (H-1)(S-1) + 2(F-1-P)` rows;
+3. flip the filter in both spatial axes, :math:`\bar W_{o,c,k,l} =
+   W_{c,o,F-1-k,F-1-l}`, which also swaps the two channel axes (within each
+   group) because PyTorch stores ``W`` input-channel first;
+4. run a stride-1, padding-0 convolution of the padded image with
+   :math:`\bar W`, which has :math:`f(H) - F + 1` output rows, that is
+
+.. math::
+
+    H' = (H - 1)S + F - 2P + \text{output\_padding}
+
+(Lemma 1.3 of the notes, with PyTorch's ``output_padding``).  The notes ask
+for :math:`P \le F - 1` so that step 2 pads a non-negative number of zeros.
+PyTorch accepts any :math:`P \ge 0` that leaves :math:`H' \ge 1`; so does
+this module, by reading a negative amount in step 2 as cropping
+:math:`P - (F - 1)` rows of the zero-inserted image (``torch.nn.functional.pad``
+crops for negative amounts).  Cropping the input of a stride-1 padding-0
+convolution by one row crops its output by one row, so this is the same as
+cropping the output.
+
+Checked against :func:`torch.nn.functional.conv_transpose2d` in
+``tests/test_transposed.py``; dilation is not covered.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from visarch.functional._checks import check_floating, check_int, pair
+from visarch.functional.conv import conv2d
+
+__all__ = ["conv_transpose_output_size", "dilate_and_pad", "flip_weight", "conv_transpose2d"]
+
+
+def _output_size_formula(size, kernel_size, stride, padding, output_padding, letter="Z"):
+    """Lemma 1.3 and its value, as a string for messages: ``(Z-1)S+F-2P+output_padding = ...``."""
+    value = (size - 1) * stride + kernel_size - 2 * padding + output_padding
+    return value, (f"({letter}-1)S+F-2P+output_padding = ({size}-1)*{stride}+{kernel_size}-2*{padding}"
+                   f"+{output_padding} = {value}")
+
+
+def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                               output_padding: int = 0) -> int:
+    r"""Output length of a transposed convolution along one axis (Lemma 1.3 of the notes).
+
+    .. math:: Z' = (Z - 1)S + F - 2P + \text{output\_padding}
+
+    ``size`` is Z (H or W), ``kernel_size`` F, ``stride`` S, ``padding`` P.
+    As in PyTorch, ``output_padding`` must be smaller than S, and P may exceed
+    the notes' bound F - 1 as long as Z' >= 1.
+    """
+    for name, value, low in (("size Z", size, 1), ("kernel_size F", kernel_size, 1), ("stride S", stride, 1),
+                             ("padding P", padding, 0), ("output_padding", output_padding, 0)):
+        check_int(value, name, low=low)
+    if output_padding >= stride:
+        raise ValueError(f"output_padding={output_padding} must be smaller than stride S={stride}")
+    value, formula = _output_size_formula(size, kernel_size, stride, padding, output_padding)
+    if value < 1:
+        raise ValueError(f"output size {formula} must be >= 1")
+    return value
+
+
+def _check_conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups):
+    """Validate the arguments of a 2D transposed convolution; return them normalised.
+
+    Returns ``(x, unbatched, (S_h, S_w), (P_h, P_w), (O_h, O_w), G)`` where ``x``
+    is ``[N, C, H, W]`` (a ``[C, H, W]`` input gains a batch axis, as in torch).
+    """
+    check_floating(input=input, weight=weight, bias=bias)
+    if input.dim() not in (3, 4):
+        raise ValueError(f"input must have rank 4 [N, C, H, W] (or 3 [C, H, W]), got rank {input.dim()}")
+    if weight.dim() != 4:
+        raise ValueError(f"weight must have rank 4 [C, C'/G, F_h, F_w], got rank {weight.dim()}")
+    unbatched = input.dim() == 3
+    x = input.unsqueeze(0) if unbatched else input
+    stride = pair(stride, "stride S", low=1)
+    padding = pair(padding, "padding P", low=0)
+    output_padding = pair(output_padding, "output_padding", low=0)
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"groups must be an int, got {type(groups).__name__}")
+    if groups < 1:
+        raise ValueError(f"number of groups G must be >= 1, got {groups}")
+    c_in = x.shape[1]
+    if weight.shape[0] != c_in:
+        raise ValueError(
+            f"weight [C, C'/G, F_h, F_w] has {weight.shape[0]} filters on its first axis, "
+            f"expected one per input channel, C={c_in}"
+        )
+    if c_in % groups:
+        raise ValueError(f"input channels C={c_in} are not divisible by groups G={groups}")
+    c_out = weight.shape[1] * groups
+    if bias is not None and tuple(bias.shape) != (c_out,):
+        raise ValueError(f"bias must have shape (C',) = ({c_out},), got {tuple(bias.shape)}")
+    for axis, letter, size, f, s, p, o in zip(("height", "width"), "HW", x.shape[2:], weight.shape[2:], stride,
+                                              padding, output_padding, strict=True):
+        if o >= s:
+            raise ValueError(f"output_padding={o} must be smaller than stride S={s} ({axis})")
+        value, formula = _output_size_formula(size, f, s, p, o, letter)
+        if value < 1:
+            raise ValueError(f"output {axis} {formula} must be >= 1")
+    return x, unbatched, stride, padding, output_padding, groups
+
+
+def dilate_and_pad(input, kernel_size, *, stride=1, padding=0, output_padding=0):
+    """Steps 1 and 2 of the notes' TransConv: the image that the stride-1 convolution reads.
+
+    ``input`` is ``[..., H, W]``; the result is ``[..., f(H) + O_h, f(W) + O_w]`` with
+    f(t) = t + (t-1)(S-1) + 2(F-1-P): S-1 zeros between neighbouring pixels, F-1-P
+    on every edge and ``output_padding`` more at the bottom and right.  A negative
+    F-1-P (P > F-1, which torch allows) crops the zero-inserted image instead.
+    """
+    check_floating(input=input)
+    (fh, fw), (sh, sw) = pair(kernel_size, "kernel_size F", low=1), pair(stride, "stride S", low=1)
+    (ph, pw), (oh, ow) = pair(padding, "padding P", low=0), pair(output_padding, "output_padding", low=0)
+    h, w = input.shape[-2:]
+    # step 1: S-1 zeros between neighbouring pixels
+    dilated = input.new_zeros(*input.shape[:-2], (h - 1) * sh + 1, (w - 1) * sw + 1)  # [..., (H-1)S_h+1, (W-1)S_w+1]
+    dilated[..., ::sh, ::sw] = input
+    # step 2: F-1-P zeros on each edge, output_padding more at the bottom and right
+    top, left = fh - 1 - ph, fw - 1 - pw
+    return F.pad(dilated, (left, left + ow, top, top + oh))  # [..., f(H) + O_h, f(W) + O_w]
+
+
+def flip_weight(weight, groups=1):
+    r"""Step 3 of the notes' TransConv: torch's ``[C, C'/G, F_h, F_w]`` weight as conv2d filters.
+
+    Returns ``[C', C/G, F_h, F_w]`` with :math:`\bar W_{o,c,k,l} = W_{c,o,F_h-1-k,F_w-1-l}`
+    inside each group: the channel axes swap (conv2d stores output channels
+    first) and the filter turns by 180 degrees.
+    """
+    check_floating(weight=weight)
+    if weight.dim() != 4:
+        raise ValueError(f"weight must have rank 4 [C, C'/G, F_h, F_w], got rank {weight.dim()}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"number of groups G must be a positive int, got {groups!r}")
+    c_in, c_out_per_group, fh, fw = weight.shape
+    if c_in % groups:
+        raise ValueError(f"input channels C={c_in} are not divisible by groups G={groups}")
+    return (
+        weight.reshape(groups, c_in // groups, c_out_per_group, fh, fw)  # [G, C/G, C'/G, F_h, F_w]
+        .transpose(1, 2)  # [G, C'/G, C/G, F_h, F_w]
+        .reshape(groups * c_out_per_group, c_in // groups, fh, fw)  # [C', C/G, F_h, F_w]
+        .flip(2, 3)
+    )
+
+
+def conv_transpose2d(input, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1):
+    """Transposed convolution built as the notes build it: zeros in, pad, flip, convolve.
+
+    Arguments as :func:`torch.nn.functional.conv_transpose2d` (without
+    dilation): ``input`` ``[N, C, H, W]`` or ``[C, H, W]``, ``weight``
+    ``[C, C'/G, F_h, F_w]``, ``bias`` ``[C']``; ``stride``, ``padding`` and
+    ``output_padding`` are ints or pairs.  Both output sizes must be at least 1
+    (PyTorch also returns an empty tensor when only the width comes out as 0).
+    """
+    x, unbatched, stride, padding, output_padding, groups = _check_conv_transpose2d(
+        input, weight, bias, stride, padding, output_padding, groups)
+    padded = dilate_and_pad(x, tuple(weight.shape[2:]), stride=stride, padding=padding,
+                            output_padding=output_padding)  # [N, C, f(H) + O_h, f(W) + O_w]
+    y = conv2d(padded, flip_weight(weight, groups), bias, stride=1, padding=0, groups=groups)  # [N, C', H', W']
+    return y[0] if unbatched else y
