@@ -1,5 +1,6 @@
 """From-scratch operations with the signatures of ``torch.nn.functional``."""
 
+from visarch.functional.attention import attention_weights, chunked_attention, scaled_dot_product_attention
 from visarch.functional.conv import (
     conv1d,
     conv2d,
@@ -9,5 +10,21 @@ from visarch.functional.conv import (
     conv_nd,
     conv_output_size,
 )
+from visarch.functional.transposed import conv_transpose2d, conv_transpose_output_size, dilate_and_pad, flip_weight
 
-__all__ = ["conv1d", "conv2d", "conv2d_loop", "conv3d", "conv_matrix", "conv_nd", "conv_output_size"]
+__all__ = [
+    "attention_weights",
+    "chunked_attention",
+    "conv1d",
+    "conv2d",
+    "conv2d_loop",
+    "conv3d",
+    "conv_matrix",
+    "conv_nd",
+    "conv_output_size",
+    "conv_transpose2d",
+    "conv_transpose_output_size",
+    "dilate_and_pad",
+    "flip_weight",
+    "scaled_dot_product_attention",
+]
