@@ -43,15 +43,10 @@ import math
 import torch
 from torch import nn
 
+from visarch.functional._checks import check_int
+
 __all__ = ["Layer", "ReceptiveField", "receptive_field", "conv_stack", "gradient_receptive_field",
            "erf_std", "gaussian_fit_r2"]
-
-
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +61,7 @@ class Layer:
     def __post_init__(self):
         for name, value, low in (("kernel_size F", self.kernel_size, 1), ("stride S", self.stride, 1),
                                  ("padding P", self.padding, 0), ("dilation D", self.dilation, 1)):
-            _check_int(value, name, low)
+            check_int(value, name, low=low)
 
     @property
     def span(self) -> int:
@@ -121,7 +116,7 @@ def conv_stack(layers, *, channels: int = 1, nonlinearity: type[nn.Module] | Non
     layers = list(layers)
     if not layers:
         raise ValueError("the stack must hold at least one layer")
-    _check_int(channels, "channels", 1)
+    check_int(channels, "channels", low=1)
     modules = []
     for n, layer in enumerate(layers):
         if not isinstance(layer, Layer):
@@ -149,7 +144,7 @@ def gradient_receptive_field(model: nn.Module, input_shape, *, inputs: torch.Ten
     if not isinstance(input_shape, (tuple, list, torch.Size)) or len(input_shape) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
     for name, value in zip(("C", "H", "W"), input_shape, strict=True):
-        _check_int(value, f"input_shape {name}", 1)
+        check_int(value, f"input_shape {name}", low=1)
     if inputs is None:
         dtype = next(model.parameters(), torch.empty(0)).dtype
         inputs = torch.ones(1, *input_shape, dtype=dtype)
