@@ -93,15 +93,20 @@ def geometric_mean(values: list[float]) -> float:
     return math.exp(sum(map(math.log, values)) / len(values))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks conv2d", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="only the first shape of each group (smoke test)")
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options the convolution benchmarks share: threads, batch size, timing budget, rounds."""
     parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS); default: torch's own")
     parser.add_argument("--batch", type=int, default=32, help="batch size N (default 32)")
     parser.add_argument("--min-run-time", type=float, default=0.5,
                         help="seconds of timing per function and shape (default 0.5)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="the two functions take turns this many times per shape (default 3)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks conv2d", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="only the first shape of each group (smoke test)")
+    add_timing_arguments(parser)
     args = parser.parse_args(argv)
 
     if args.threads is not None:

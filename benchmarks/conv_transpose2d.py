@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from benchmarks.conv2d import geometric_mean, median_ms
+from benchmarks.conv2d import add_timing_arguments, geometric_mean, median_ms
 from visarch.functional.transposed import conv_transpose2d, conv_transpose_output_size, dilate_and_pad, flip_weight
 
 
@@ -63,12 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks conv_transpose2d",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the first shape (smoke test)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS); default: torch's own")
-    parser.add_argument("--batch", type=int, default=32, help="batch size N (default 32)")
-    parser.add_argument("--min-run-time", type=float, default=0.5,
-                        help="seconds of timing per function and shape (default 0.5)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="the two functions take turns this many times per shape (default 3)")
+    add_timing_arguments(parser)
     args = parser.parse_args(argv)
 
     if args.threads is not None:
