@@ -7,7 +7,8 @@ What this file proves, each time against a source independent of the code under 
 * ``conv2d`` and ``conv2d_loop`` give the output of ``torch.nn.functional.conv2d`` and the
   same gradients with respect to input, weight and bias (torch's autograd through torch's
   convolution), over random configurations with strides, padding, groups and non-square
-  shapes, plus hand-picked edge cases;
+  shapes, plus hand-picked edge cases; ``conv_nd`` does so both with one matrix product per
+  image and with one product for the whole batch (its two layouts of the patches);
 * ``conv_output_size`` is the size torch's convolution actually produces (Lemma 1.1);
 * ``conv_matrix`` is the Jacobian of torch's convolution with respect to the flattened input
   (Fact 1.2), reproduces the notes' worked 4x9 example entry by entry, and passes gradients
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from unittest import mock
 
 import pytest
 import torch
@@ -27,6 +29,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
+from visarch.functional import conv as conv_module
 from visarch.functional import conv1d, conv2d, conv2d_loop, conv3d, conv_matrix, conv_nd, conv_output_size
 
 # float64 sums of at most C/G * F_h * F_w = 75 products: only rounding differs from torch.
@@ -169,6 +172,14 @@ def assert_matches_torch(fn, case):
 @given(case=conv_cases())
 def test_conv2d_matches_torch(fn, case):
     assert_matches_torch(fn, case)
+
+
+@settings(max_examples=150)
+@given(case=conv_cases(), min_columns=st.sampled_from([0, 10**9]))
+def test_both_patch_layouts_match_torch(case, min_columns):
+    """conv_nd switches layout on the number of output pixels; force each layout in turn."""
+    with mock.patch.object(conv_module, "_MIN_COLUMNS_PER_IMAGE", min_columns):
+        assert_matches_torch(conv2d, case)
 
 
 # --------------------------------------------------------------------------- conv1d, conv3d

@@ -33,6 +33,12 @@ from visarch.functional._checks import check_floating, check_int, ntuple
 
 __all__ = ["conv_output_size", "conv1d", "conv2d", "conv3d", "conv_nd", "conv2d_loop", "conv_matrix"]
 
+# With fewer output pixels per image than this, conv_nd multiplies the filters by the patches of
+# the whole batch at once: a matrix product with only a handful of columns per image runs far
+# below the processor's peak, which costs more than the two transposing copies that one product
+# needs (measured with ``python -m benchmarks conv2d``, whose 4 x 4 layers have 16 pixels).
+_MIN_COLUMNS_PER_IMAGE = 32
+
 # Names of the spatial axes, and the letters of the shapes in messages, by number of axes.
 AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 LETTERS = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -146,8 +152,9 @@ def conv_nd(input, weight, bias=None, *, dims, stride=1, padding=0, groups=1):
     al.), one column per output pixel, and multiplying the flattened filters
     by that matrix gives every output pixel at once; groups are G such
     products side by side.  For a 1x1 filter with stride 1 the matrix is the
-    image itself and nothing is copied.  No Python loop runs over pixels,
-    channels or the batch.
+    image itself and nothing is copied.  When each image has only a few output
+    pixels, the columns of all images form one matrix instead, so one product
+    covers the batch.  No Python loop runs over pixels, channels or the batch.
     """
     if dims not in AXES:
         raise ValueError(f"dims (number of spatial axes) must be 1, 2 or 3, got {dims!r}")
@@ -161,10 +168,17 @@ def conv_nd(input, weight, bias=None, *, dims, stride=1, padding=0, groups=1):
     for axis, (f, s) in enumerate(zip(kernel, stride, strict=True)):
         x = x.unfold(2 + axis, f, s)  # after all axes: [N, C, *out, *kernel], a view
     out = x.shape[2:2 + dims]  # (H', W') in 2D
-    x = x.permute(0, 1, *range(2 + dims, 2 + 2 * dims), *range(2, 2 + dims))  # [N, C, *kernel, *out]
-    patches = x.reshape(n, groups, c_per_group * taps, math.prod(out))  # im2col: [N, G, C/G*F*F, H'*W']
+    kernel_axes, out_axes = range(2 + dims, 2 + 2 * dims), range(2, 2 + dims)
     filters = weight.reshape(groups, outs_per_group, c_per_group * taps)  # [G, C'/G, C/G*F*F]
-    y = torch.matmul(filters, patches).reshape(n, c_out, *out)  # [N, G, C'/G, H'*W'] -> [N, C', H', W']
+    if math.prod(out) >= _MIN_COLUMNS_PER_IMAGE:
+        x = x.permute(0, 1, *kernel_axes, *out_axes)  # [N, C, *kernel, *out]
+        patches = x.reshape(n, groups, c_per_group * taps, math.prod(out))  # im2col: [N, G, C/G*F*F, H'*W']
+        y = torch.matmul(filters, patches).reshape(n, c_out, *out)  # [N, G, C'/G, H'*W'] -> [N, C', H', W']
+    else:  # one product for the whole batch: columns are (image, output pixel) pairs
+        x = x.permute(1, *kernel_axes, 0, *out_axes)  # [C, *kernel, N, *out]
+        patches = x.reshape(groups, c_per_group * taps, n * math.prod(out))  # [G, C/G*F*F, N*H'*W']
+        y = torch.matmul(filters, patches).reshape(c_out, n, *out)  # [C', N, H', W']
+        y = y.transpose(0, 1).contiguous()  # [N, C', H', W']
     if bias is not None:
         y = y + bias.view(c_out, *(1,) * dims)
     return y[0] if unbatched else y
