@@ -5,7 +5,8 @@ What this file proves, each time against a source independent of the code under 
 * ``conv_transpose2d`` gives the output of ``torch.nn.functional.conv_transpose2d`` and the
   same gradients with respect to input, weight and bias (torch's autograd through torch's
   transposed convolution), over random configurations with strides, padding (also beyond the
-  notes' bound F - 1), output padding, groups, non-square shapes, batch 1 and unbatched input;
+  notes' bound F - 1), output padding, groups, non-square shapes, batch 1 and unbatched input,
+  with both methods: the notes' zero insertion and the sub-pixel form that skips the zeros;
 * the notes' steps: ``dilate_and_pad`` has f(t) = t + (t-1)(S-1) + 2(F-1-P) rows (a closed
   form) and, with F = 1 and P = 0, is torch's transposed convolution by a 1x1 unit filter;
   ``flip_weight`` turns torch's transposed-convolution weight into conv2d filters that,
@@ -153,15 +154,16 @@ def with_edge_cases(test):
 # --------------------------------------------------------------------------- against torch
 
 
+@pytest.mark.parametrize("method", ["subpixel", "zero_insertion"])
 @with_edge_cases
 @settings(max_examples=250)
 @given(case=trans_cases())
-def test_conv_transpose2d_matches_torch(case):
+def test_conv_transpose2d_matches_torch(method, case):
     x, weight, bias, gen = make_tensors(case, requires_grad=True)
     leaves = {name: t for name, t in (("input", x), ("weight", weight), ("bias", bias)) if t is not None}
 
     expected = F.conv_transpose2d(x, weight, bias, **case.kwargs)
-    actual = conv_transpose2d(x, weight, bias, **case.kwargs)
+    actual = conv_transpose2d(x, weight, bias, **case.kwargs, method=method)
     assert actual.shape == expected.shape
     assert_close(actual, expected, **TOL)
 
@@ -411,6 +413,11 @@ def test_bad_input_raises(changes, exc, match):
     args = {**VALID_ARGS, **changes}
     with pytest.raises(exc, match=match):
         conv_transpose2d(args.pop("input"), args.pop("weight"), args.pop("bias"), **args)
+
+
+def test_unknown_method_raises():
+    with pytest.raises(ValueError, match=r"method must be one of \('subpixel', 'zero_insertion'\), got 'fft'"):
+        conv_transpose2d(**VALID_ARGS, method="fft")
 
 
 def test_valid_args_are_valid():

@@ -41,11 +41,34 @@ crops for negative amounts).  Cropping the input of a stride-1 padding-0
 convolution by one row crops its output by one row, so this is the same as
 cropping the output.
 
+**Skipping the zeros (sub-pixel form).**  At stride S only one row in S and one column in S of
+the zero-inserted image are real pixels, so step 4 spends about :math:`1 - 1/S^2` of its
+multiplications (three in four at S = 2) on zeros.  Which kernel taps meet real pixels depends
+only on the output position modulo S.  Write an (uncropped) output row as :math:`u = qS + r`
+with phase :math:`0 \le r < S`; it receives input row i through tap :math:`k = u - iS`, so
+:math:`k \equiv r \pmod S`, that is :math:`k = r + mS` and :math:`i = q - m`:
+
+.. math::
+
+    y_{qS + r} = \sum_{m} x_{q - m}\, W_{r + mS}, \qquad 0 \le m < M = \lceil F / S \rceil
+
+(one axis shown, W padded with zeros to MS taps).  For each phase r this is an ordinary
+stride-1 convolution of the *original* input, padded by M - 1, with the flipped sub-filter
+:math:`(W_{r + (M-1)S}, \dots, W_{r + S}, W_r)`.  The :math:`S_h S_w` phases become
+:math:`S_h S_w` times as many output channels of one :func:`~visarch.functional.conv2d` call,
+and interleaving them (:math:`u = qS + r`, a reshape) and cropping P gives the same output as
+steps 1-4, while computing only the products of real pixels.  This is the equivalence between
+transposed convolution and sub-pixel convolution noted by Shi et al. (2016);
+:func:`conv_transpose2d` uses it by default, and ``method="zero_insertion"`` runs the four
+steps literally.
+
 Checked against :func:`torch.nn.functional.conv_transpose2d` in
-``tests/test_transposed.py``; dilation is not covered.
+``tests/test_transposed.py`` (both methods); dilation is not covered.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch.nn.functional as F
 
@@ -53,6 +76,8 @@ from visarch.functional._checks import check_floating, check_int, pair
 from visarch.functional.conv import conv2d
 
 __all__ = ["conv_transpose_output_size", "dilate_and_pad", "flip_weight", "conv_transpose2d"]
+
+METHODS = ("subpixel", "zero_insertion")
 
 
 def _output_size_formula(size, kernel_size, stride, padding, output_padding, letter="Z"):
@@ -167,18 +192,71 @@ def flip_weight(weight, groups=1):
     )
 
 
-def conv_transpose2d(input, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1):
-    """Transposed convolution built as the notes build it: zeros in, pad, flip, convolve.
+def _subpixel_weight(weight, groups, stride):
+    r"""conv2d filters for all :math:`S_h S_w` phases at once: ``[C' S_h S_w, C/G, M_h, M_w]``.
+
+    Filter :math:`(o, r_h, r_w)` holds taps :math:`W_{c,o,r_h + m_h S_h, r_w + m_w S_w}` at
+    offset :math:`(M_h-1-m_h, M_w-1-m_w)` (flipped: the convolution reads :math:`x_{q-m}` at
+    offset :math:`M-1-m`), and zeros for taps beyond F.
+    """
+    c_in, c_out_per_group, fh, fw = weight.shape
+    (sh, sw), (mh, mw) = stride, (math.ceil(fh / stride[0]), math.ceil(fw / stride[1]))
+    if (mh * sh, mw * sw) != (fh, fw):
+        weight = F.pad(weight, (0, mw * sw - fw, 0, mh * sh - fh))  # [C, C'/G, M_h S_h, M_w S_w], zeros beyond F
+    taps = (weight.reshape(groups, c_in // groups, c_out_per_group, mh, sh, mw, sw)  # tap k = m S + r
+            .permute(0, 2, 4, 6, 1, 3, 5))  # [G, C'/G, S_h, S_w, C/G, M_h, M_w], a view
+    filters = weight.new_empty(taps.shape)
+    # one strided copy per offset: several times faster than torch.flip and a reshape of this
+    # seven-axis view, which copy two numbers at a time along the innermost axis
+    for i in range(mh):
+        for j in range(mw):
+            filters[..., i, j] = taps[..., mh - 1 - i, mw - 1 - j]
+    return filters.view(groups * c_out_per_group * sh * sw, c_in // groups, mh, mw)
+
+
+def _conv_transpose2d_subpixel(x, weight, stride, padding, output_padding, groups):
+    """Steps 1-4 without the zero products (module docstring): one conv2d per phase, all phases at once."""
+    n, (h, w), (fh, fw), c_out = x.shape[0], x.shape[2:], weight.shape[2:], weight.shape[1] * groups
+    (sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding
+    filters = _subpixel_weight(weight, groups, stride)  # [C' S_h S_w, C/G, M_h, M_w]
+    mh, mw = filters.shape[2:]
+    phases = conv2d(x, filters, padding=(mh - 1, mw - 1), groups=groups)  # [N, C' S_h S_w, Q_h, Q_w]
+    qh, qw = phases.shape[2:]  # Q = H + M - 1 positions per phase
+    full = (phases.view(n, c_out, sh, sw, qh, qw)
+            .permute(0, 1, 4, 2, 5, 3)  # [N, C', Q_h, S_h, Q_w, S_w]: row u = q S + r
+            .reshape(n, c_out, qh * sh, qw * sw))  # the uncropped output, zeros beyond (H-1)S + F
+    h_out, w_out = (h - 1) * sh + fh - 2 * ph + oh, (w - 1) * sw + fw - 2 * pw + ow
+    missing_rows, missing_cols = ph + h_out - qh * sh, pw + w_out - qw * sw
+    if missing_rows > 0 or missing_cols > 0:  # output_padding past the last row any pixel reaches: zeros
+        full = F.pad(full, (0, max(0, missing_cols), 0, max(0, missing_rows)))
+    return full[..., ph:ph + h_out, pw:pw + w_out]  # crop P on every edge: [N, C', H', W']
+
+
+def conv_transpose2d(input, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
+                     method="subpixel"):
+    """Transposed convolution as the notes build it: zeros in, pad, flip, convolve.
 
     Arguments as :func:`torch.nn.functional.conv_transpose2d` (without
     dilation): ``input`` ``[N, C, H, W]`` or ``[C, H, W]``, ``weight``
     ``[C, C'/G, F_h, F_w]``, ``bias`` ``[C']``; ``stride``, ``padding`` and
     ``output_padding`` are ints or pairs.  Both output sizes must be at least 1
     (PyTorch also returns an empty tensor when only the width comes out as 0).
+
+    ``method="zero_insertion"`` runs the notes' four steps as written;
+    ``"subpixel"`` (the default) computes the same sums without the products
+    of inserted zeros, about :math:`S_h S_w` times fewer multiplications (see
+    the module docstring).
     """
     x, unbatched, stride, padding, output_padding, groups = _check_conv_transpose2d(
         input, weight, bias, stride, padding, output_padding, groups)
-    padded = dilate_and_pad(x, tuple(weight.shape[2:]), stride=stride, padding=padding,
-                            output_padding=output_padding)  # [N, C, f(H) + O_h, f(W) + O_w]
-    y = conv2d(padded, flip_weight(weight, groups), bias, stride=1, padding=0, groups=groups)  # [N, C', H', W']
+    if method == "subpixel":
+        y = _conv_transpose2d_subpixel(x, weight, stride, padding, output_padding, groups)  # [N, C', H', W']
+        if bias is not None:
+            y = y + bias.view(-1, 1, 1)
+    elif method == "zero_insertion":
+        padded = dilate_and_pad(x, tuple(weight.shape[2:]), stride=stride, padding=padding,
+                                output_padding=output_padding)  # [N, C, f(H) + O_h, f(W) + O_w]
+        y = conv2d(padded, flip_weight(weight, groups), bias, stride=1, padding=0, groups=groups)  # [N, C', H', W']
+    else:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     return y[0] if unbatched else y
