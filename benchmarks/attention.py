@@ -6,8 +6,9 @@ N = 8, K = 8 heads, d = 64, float32 and T = 64 ... 1024 tokens; the two take tur
 rounds of ``torch.utils.benchmark.Timer.blocked_autorange`` and the medians are compared
 (``benchmarks.conv2d.median_ms`` is tied to convolution arguments, hence the small loop here).
 
-Memory: the peak of the CPU allocator while one attention call runs, for the plain version and
-for ``chunked_attention``, at T = 4096.  ``torch.profiler.profile(profile_memory=True)`` records
+Memory: the peak of the CPU allocator while one attention call runs, for the textbook version
+(``attention_weights(q, k) @ v``, which holds every T x T matrix at once) and for
+``chunked_attention``, at T = 4096.  ``torch.profiler.profile(profile_memory=True)`` records
 every allocation and every free of torch's CPU allocator as a ``[memory]`` event with a signed
 byte count and a timestamp; sorted by time, the running sum of those counts is the memory the
 call holds at each moment, and its maximum is the peak.  Tensors that exist before the call
@@ -27,7 +28,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.benchmark import Timer
 
-from visarch.functional.attention import chunked_attention, scaled_dot_product_attention
+from visarch.functional.attention import attention_weights, chunked_attention, scaled_dot_product_attention
 
 
 def median_ms(fns, q, k, v, *, threads: int, rounds: int, min_run_time: float) -> list[float]:
@@ -92,12 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         torch.testing.assert_close(chunked_attention(q, k, v, chunk_size=args.chunk_size),
                                    scaled_dot_product_attention(q, k, v))
-        naive = peak_bytes(lambda: scaled_dot_product_attention(q, k, v))
+        naive = peak_bytes(lambda: attention_weights(q, k) @ v)
         chunked = peak_bytes(lambda: chunked_attention(q, k, v, chunk_size=args.chunk_size))
     matrix = heads * t * t * 4
     print(f"\npeak memory of one call at T={t}, [1, {heads}, T, {head_dim}] float32, no_grad "
           f"(one T x T float32 matrix per head: {matrix / 2**20:.0f} MiB in all):")
-    print(f"  scaled_dot_product_attention {naive / 2**20:10.1f} MiB")
+    print(f"  attention_weights(q, k) @ v  {naive / 2**20:10.1f} MiB")
     print(f"  chunked_attention (chunk {args.chunk_size}) {chunked / 2**20:7.1f} MiB")
     print(f"  chunked / naive              {chunked / naive:10.3f}")
     return 0

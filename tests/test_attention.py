@@ -5,7 +5,8 @@ What this file proves, each time against a source independent of the code under 
 * ``scaled_dot_product_attention`` gives the output of ``torch.nn.functional.scaled_dot_product_attention``
   and the same gradients for query, key and value (torch's autograd through torch's function), with
   boolean masks, float masks (with -inf entries), causal masks, L != S, broadcast batch and head axes,
-  and a given or default scale; rows whose keys are all masked out give torch's zeros;
+  and a given or default scale; rows whose keys are all masked out give torch's zeros; the same
+  holds when the work is cut into blocks of a few logits (many blocks of entries and query rows);
 * ``attention_weights`` is torch's softmax of the masked, scaled logits;
 * ``chunked_attention`` gives torch's output and gradients to 1e-6 for every chunk size from 1 to
   beyond S, and stays finite (and equal to torch's) with logits of magnitude 1e4, where a softmax
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -31,6 +33,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
+from visarch.functional import attention as attention_module
 from visarch.functional.attention import attention_weights, chunked_attention, scaled_dot_product_attention
 from visarch.nn import MultiHeadSelfAttention, MultiHeadSelfAttention2d
 
@@ -142,6 +145,15 @@ def test_attention_weights_are_torch_softmax(case):
         logits = logits.masked_fill(~mask, -math.inf) if mask.dtype == torch.bool else logits + mask
     expected = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # torch's softmax: nan on all-masked rows
     assert_close(attention_weights(q, k, **kwargs), expected, **TOL)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=attn_cases(), block=st.sampled_from([1, 2, 5, 13, 40]))
+def test_sdpa_in_small_blocks_matches_torch(case, block):
+    """With blocks of a few logits the batch and the query rows are cut into many pieces
+    (in the cases above everything fits in one block); the result must not change."""
+    with mock.patch.object(attention_module, "_BLOCK_LOGITS", block):
+        assert_matches_torch(scaled_dot_product_attention, case)
 
 
 def test_all_masked_rows_give_zeros_like_torch():

@@ -38,6 +38,17 @@ By induction :math:`\ell = \sum_{j \text{ seen}} e^{s_{ij} - m}` and :math:`a = 
 seen}} e^{s_{ij} - m} v_j` after every block, so the result is exactly the softmax above, and
 every exponent is again :math:`\le 0`.  Memory is :math:`O(L \cdot \text{chunk} + L E_v)`
 instead of :math:`O(L S)`.
+
+**Blocks of queries.**  :func:`scaled_dot_product_attention` computes the softmax above row by
+row, exactly, but not all rows at once: each row needs only its own logits, so the queries are
+cut into blocks of rows (and the batch into blocks of entries) holding about ``_BLOCK_LOGITS``
+logits, and each block runs from logits to output before the next one starts.  Nothing about
+the result changes; what changes is that one block's logits (4 MiB in float32) stay in the
+processor's caches between the matrix product that writes them, the softmax that reads and
+rewrites them and the product with V that reads them last, instead of hundreds of MiB making
+the round trip through memory three times.  Cutting along the *keys* instead, as :func:`chunked_attention`
+does, is what needs the online softmax, since a row's normaliser is only known once all its
+keys have been seen.
 """
 
 from __future__ import annotations
@@ -49,6 +60,11 @@ import torch
 from visarch.functional._checks import check_floating
 
 __all__ = ["scaled_dot_product_attention", "attention_weights", "chunked_attention"]
+
+# Logits per block of scaled_dot_product_attention: 2**20 float32 numbers are 4 MiB, small enough
+# to stay in the processor's caches from one operation of a block to the next.  Chosen with
+# ``python -m benchmarks --keep-freed-memory attention``: 2**18 and 2**22 were slower at T = 1024.
+_BLOCK_LOGITS = 2**20
 
 
 def _check_attention(query, key, value, attn_mask, is_causal, scale):
@@ -99,13 +115,13 @@ def _scaled(query, scale):
     return query * (query.shape[-1] ** -0.5 if scale is None else scale)
 
 
-def _logits(query, key, attn_mask, is_causal, key_offset=0):
-    """Masked logits of the (already scaled) queries against keys ``key_offset, key_offset + 1, ...``."""
-    logits = query @ key.transpose(-2, -1)  # [..., L, S_block]
+def _logits(query, key, attn_mask, is_causal, query_offset=0, key_offset=0):
+    """Masked logits of the (already scaled) queries ``query_offset, ...`` against keys ``key_offset, ...``."""
+    logits = query @ key.transpose(-2, -1)  # [..., L_block, S_block]
     if is_causal:
-        rows = torch.arange(query.shape[-2], device=query.device)
+        rows = torch.arange(query_offset, query_offset + query.shape[-2], device=query.device)
         cols = torch.arange(key_offset, key_offset + key.shape[-2], device=query.device)
-        attn_mask = rows[:, None] >= cols[None, :]  # [L, S_block], top-left aligned as torch
+        attn_mask = rows[:, None] >= cols[None, :]  # [L_block, S_block], top-left aligned as torch
     if attn_mask is None:
         return logits
     full = torch.broadcast_shapes(logits.shape, attn_mask.shape)
@@ -124,9 +140,9 @@ def _safe_max(logits):
     return m.masked_fill(m == float("-inf"), 0.0)  # -inf - (-inf) would be nan
 
 
-def _stable_exp(query, key, attn_mask, is_causal, scale):
-    """``exp(s - m)`` and its row sums ``l``: the unnormalised softmax, every exponent <= 0."""
-    logits = _logits(_scaled(query, scale), key, attn_mask, is_causal)  # [..., L, S]
+def _stable_exp(query, key, attn_mask, is_causal, query_offset=0):
+    """``exp(s - m)`` and its row sums ``l`` for scaled queries: the unnormalised softmax, every exponent <= 0."""
+    logits = _logits(query, key, attn_mask, is_causal, query_offset)  # [..., L, S]
     p = logits.sub_(_safe_max(logits)).exp_()  # [..., L, S], in place (see _logits)
     return p, p.sum(-1, keepdim=True)  # [..., L, S], [..., L, 1]
 
@@ -139,20 +155,53 @@ def _divide(numerator, normaliser):
 def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
     """The matrix ``softmax(scale * Q K^T + M)`` of shape ``[..., L, S]`` (rows of zeros where all keys are masked)."""
     _check_attention(query, key, key, attn_mask, is_causal, scale)  # no values: key stands in for them
-    p, l = _stable_exp(query, key, attn_mask, is_causal, scale)
+    p, l = _stable_exp(_scaled(query, scale), key, attn_mask, is_causal)
     return _divide(p, l)
+
+
+def _attend(query, key, value, attn_mask, is_causal, query_offset):
+    """One block of exact attention for scaled queries: ``softmax(logits) V``, zeros on all-masked rows.
+
+    ``torch.softmax`` subtracts each row's maximum before exponentiating, as
+    :func:`_stable_exp` does, and fuses the three passes (maximum, exponentials and their sum,
+    division) into one sweep over each row.
+    """
+    logits = _logits(query, key, attn_mask, is_causal, query_offset)  # [..., L, S]
+    if attn_mask is None:  # no row is all -inf (causal row i keeps keys 0 ... i)
+        return torch.softmax(logits, -1) @ value  # [..., L, E_v]
+    dead = logits.detach().amax(-1, keepdim=True) == float("-inf")  # [..., L, 1] rows without a key
+    if not dead.any():
+        return torch.softmax(logits, -1) @ value
+    # a row of -inf has no softmax (nan); give it uniform weights, then zero its output and so its gradient
+    return (torch.softmax(logits.masked_fill(dead, 0.0), -1) @ value).masked_fill(dead, 0.0)
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal=False, scale=None):
     """``softmax(scale * Q K^T + M) V`` with the arguments of torch's function (dropout off).
 
     ``query`` [..., L, E], ``key`` [..., S, E], ``value`` [..., S, E_v] -> [..., L, E_v].
-    The normaliser divides the ``[L, E_v]`` product rather than the ``[L, S]`` weights: the
-    same numbers, L*(S - E_v) fewer divisions.
+    The batch axes are flattened into one axis of B entries and the work runs in blocks of
+    entries and query rows (see "Blocks of queries" above).
     """
-    _check_attention(query, key, value, attn_mask, is_causal, scale)
-    p, l = _stable_exp(query, key, attn_mask, is_causal, scale)  # [..., L, S], [..., L, 1]
-    return _divide(p @ value, l)  # [..., L, E_v]
+    batch, length, source = _check_attention(query, key, value, attn_mask, is_causal, scale)
+    e, e_v = query.shape[-1], value.shape[-1]
+    # reshape copies only a tensor that broadcasts along a batch axis (a mask shared by all
+    # heads of one image, say); everything else is a view
+    q = _scaled(query, scale).expand(*batch, length, e).reshape(-1, length, e)  # [B, L, E]
+    k = key.expand(*batch, source, e).reshape(-1, source, e)  # [B, S, E]
+    v = value.expand(*batch, source, e_v).reshape(-1, source, e_v)  # [B, S, E_v]
+    mask = None if attn_mask is None else attn_mask.expand(*batch, length, source).reshape(-1, length, source)
+    entries = max(1, _BLOCK_LOGITS // max(1, length * source))  # whole entries per block while they fit,
+    rows = length if entries > 1 else max(1, _BLOCK_LOGITS // max(1, source))  # else row slices of one
+    if entries >= q.shape[0] and rows >= length:  # one block: no copy into an output buffer
+        return _attend(q, k, v, mask, is_causal, 0).view(*batch, length, e_v)
+    out = q.new_empty(q.shape[0], length, e_v)  # [B, L, E_v]
+    for first in range(0, q.shape[0], entries):
+        b = slice(first, first + entries)
+        for row in range(0, length, rows):
+            r = slice(row, row + rows)
+            out[b, r] = _attend(q[b, r], k[b], v[b], None if mask is None else mask[b, r], is_causal, row)
+    return out.view(*batch, length, e_v)
 
 
 def chunked_attention(query, key, value, *, chunk_size=256, attn_mask=None, is_causal=False, scale=None):
