@@ -6,8 +6,8 @@ TransConv with F = 4, S = 2, P = 1, which doubles the resolution, at 256 -> 256 
 
 Each shape is timed in this process for torch and for both of our methods, after checking
 that the outputs agree.  ``method="subpixel"`` (the default) runs one
-visarch.functional.conv2d on the original input with S^2 times as many output channels, one
-per output phase, and computes only products of real pixels.  ``method="zero_insertion"``
+visarch.functional.conv2d on the original input per output phase (S^2 of them) and computes
+only products of real pixels.  ``method="zero_insertion"``
 builds the notes' zero-inserted, padded image and convolves it; about three in four of its
 products have a zero input.
 Run with ``python -m benchmarks conv_transpose2d``.

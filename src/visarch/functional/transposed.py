@@ -54,13 +54,15 @@ with phase :math:`0 \le r < S`; it receives input row i through tap :math:`k = u
 
 (one axis shown, W padded with zeros to MS taps).  For each phase r this is an ordinary
 stride-1 convolution of the *original* input, padded by M - 1, with the flipped sub-filter
-:math:`(W_{r + (M-1)S}, \dots, W_{r + S}, W_r)`.  The :math:`S_h S_w` phases become
-:math:`S_h S_w` times as many output channels of one :func:`~visarch.functional.conv2d` call,
-and interleaving them (:math:`u = qS + r`, a reshape) and cropping P gives the same output as
-steps 1-4, while computing only the products of real pixels.  This is the equivalence between
-transposed convolution and sub-pixel convolution noted by Shi et al. (2016);
-:func:`conv_transpose2d` uses it by default, and ``method="zero_insertion"`` runs the four
-steps literally.
+:math:`(W_{r + (M-1)S}, \dots, W_{r + S}, W_r)`.  Only the positions q that survive the
+cropping by P are computed: output row :math:`t = u - P` belongs to phase
+:math:`r \equiv t + P \pmod S`, so each phase fills every S-th row of the output, starting at
+:math:`t_0 = (r - P) \bmod S`.  One :func:`~visarch.functional.conv2d` call per phase
+:math:`(r_h, r_w)` on the rows and columns of the padded input it needs gives the same output as
+steps 1-4, while computing only the products of real pixels (and of the zero taps beyond F when
+S does not divide F).  This is the equivalence between transposed convolution and sub-pixel
+convolution noted by Shi et al. (2016); :func:`conv_transpose2d` uses it by default, and
+``method="zero_insertion"`` runs the four steps literally.
 
 Checked against :func:`torch.nn.functional.conv_transpose2d` in
 ``tests/test_transposed.py`` (both methods); dilation is not covered.
@@ -193,9 +195,9 @@ def flip_weight(weight, groups=1):
 
 
 def _subpixel_weight(weight, groups, stride):
-    r"""conv2d filters for all :math:`S_h S_w` phases at once: ``[C' S_h S_w, C/G, M_h, M_w]``.
+    r"""conv2d filters for every phase: ``[S_h, S_w, C', C/G, M_h, M_w]``.
 
-    Filter :math:`(o, r_h, r_w)` holds taps :math:`W_{c,o,r_h + m_h S_h, r_w + m_w S_w}` at
+    Filter :math:`(r_h, r_w, o)` holds taps :math:`W_{c,o,r_h + m_h S_h, r_w + m_w S_w}` at
     offset :math:`(M_h-1-m_h, M_w-1-m_w)` (flipped: the convolution reads :math:`x_{q-m}` at
     offset :math:`M-1-m`), and zeros for taps beyond F.
     """
@@ -204,32 +206,48 @@ def _subpixel_weight(weight, groups, stride):
     if (mh * sh, mw * sw) != (fh, fw):
         weight = F.pad(weight, (0, mw * sw - fw, 0, mh * sh - fh))  # [C, C'/G, M_h S_h, M_w S_w], zeros beyond F
     taps = (weight.reshape(groups, c_in // groups, c_out_per_group, mh, sh, mw, sw)  # tap k = m S + r
-            .permute(0, 2, 4, 6, 1, 3, 5))  # [G, C'/G, S_h, S_w, C/G, M_h, M_w], a view
+            .permute(4, 6, 0, 2, 1, 3, 5))  # [S_h, S_w, G, C'/G, C/G, M_h, M_w], a view
     filters = weight.new_empty(taps.shape)
     # one strided copy per offset: several times faster than torch.flip and a reshape of this
     # seven-axis view, which copy two numbers at a time along the innermost axis
     for i in range(mh):
         for j in range(mw):
             filters[..., i, j] = taps[..., mh - 1 - i, mw - 1 - j]
-    return filters.view(groups * c_out_per_group * sh * sw, c_in // groups, mh, mw)
+    return filters.view(sh, sw, groups * c_out_per_group, c_in // groups, mh, mw)
+
+
+def _phases(size_out, stride, padding):
+    """Per phase r of one axis: ``(t0, q0, count)``, the first output row, its position q, the row count.
+
+    Output row t is uncropped row u = t + P = q S + r; phase r owns rows t0, t0 + S, ... .
+    """
+    phases = []
+    for r in range(stride):
+        t0 = (r - padding) % stride
+        phases.append((t0, (t0 + padding - r) // stride, len(range(t0, size_out, stride))))
+    return phases
 
 
 def _conv_transpose2d_subpixel(x, weight, stride, padding, output_padding, groups):
-    """Steps 1-4 without the zero products (module docstring): one conv2d per phase, all phases at once."""
+    """Steps 1-4 without the zero products (module docstring): one conv2d per phase."""
     n, (h, w), (fh, fw), c_out = x.shape[0], x.shape[2:], weight.shape[2:], weight.shape[1] * groups
     (sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding
-    filters = _subpixel_weight(weight, groups, stride)  # [C' S_h S_w, C/G, M_h, M_w]
-    mh, mw = filters.shape[2:]
-    phases = conv2d(x, filters, padding=(mh - 1, mw - 1), groups=groups)  # [N, C' S_h S_w, Q_h, Q_w]
-    qh, qw = phases.shape[2:]  # Q = H + M - 1 positions per phase
-    full = (phases.view(n, c_out, sh, sw, qh, qw)
-            .permute(0, 1, 4, 2, 5, 3)  # [N, C', Q_h, S_h, Q_w, S_w]: row u = q S + r
-            .reshape(n, c_out, qh * sh, qw * sw))  # the uncropped output, zeros beyond (H-1)S + F
     h_out, w_out = (h - 1) * sh + fh - 2 * ph + oh, (w - 1) * sw + fw - 2 * pw + ow
-    missing_rows, missing_cols = ph + h_out - qh * sh, pw + w_out - qw * sw
-    if missing_rows > 0 or missing_cols > 0:  # output_padding past the last row any pixel reaches: zeros
-        full = F.pad(full, (0, max(0, missing_cols), 0, max(0, missing_rows)))
-    return full[..., ph:ph + h_out, pw:pw + w_out]  # crop P on every edge: [N, C', H', W']
+    filters = _subpixel_weight(weight, groups, stride)  # [S_h, S_w, C', C/G, M_h, M_w]
+    mh, mw = filters.shape[-2:]
+    rows, cols = _phases(h_out, sh, ph), _phases(w_out, sw, pw)
+    # M-1 zeros before the first pixel; after the last, as many as the furthest phase reads
+    # (output_padding can reach past every pixel: those rows are zero)
+    bottom = max(0, max(q0 + count for _, q0, count in rows) - h)
+    right = max(0, max(q0 + count for _, q0, count in cols) - w)
+    padded = F.pad(x, (mw - 1, right, mh - 1, bottom))  # [N, C, M_h-1 + H + bottom, M_w-1 + W + right]
+    y = x.new_empty(n, c_out, h_out, w_out)
+    for r_h, (t_h, q_h, count_h) in enumerate(rows):
+        for r_w, (t_w, q_w, count_w) in enumerate(cols):
+            if count_h and count_w:
+                window = padded[..., q_h:q_h + count_h + mh - 1, q_w:q_w + count_w + mw - 1]
+                y[..., t_h::sh, t_w::sw] = conv2d(window, filters[r_h, r_w], groups=groups)  # [N, C', count_h, count_w]
+    return y
 
 
 def conv_transpose2d(input, weight, bias=None, *, stride=1, padding=0, output_padding=0, groups=1,
