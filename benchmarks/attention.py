@@ -20,26 +20,15 @@ backward pass.  Run with ``python -m benchmarks attention``.
 from __future__ import annotations
 
 import argparse
-import statistics
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.benchmark import Timer
 
+from benchmarks._timing import alternating_medians
 from visarch.functional.attention import attention_weights, chunked_attention, scaled_dot_product_attention
-
-
-def median_ms(fns, q, k, v, *, threads: int, rounds: int, min_run_time: float) -> list[float]:
-    """Median time of one call ``fn(q, k, v)`` of each of ``fns`` in ms, the functions taking turns."""
-    timers = [Timer(stmt="fn(q, k, v)", globals={"fn": fn, "q": q, "k": k, "v": v}, num_threads=threads)
-              for fn in fns]
-    times = [[] for _ in fns]
-    for _ in range(rounds):
-        for timer, fn_times in zip(timers, times, strict=True):
-            fn_times.extend(timer.blocked_autorange(min_run_time=min_run_time / rounds).times)
-    return [statistics.median(fn_times) * 1e3 for fn_times in times]
 
 
 def peak_bytes(fn) -> int:
@@ -84,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         q, k, v = (torch.randn(batch, heads, t, head_dim, generator=gen) for _ in range(3))
         # a fast wrong answer must not be reported: check before timing
         torch.testing.assert_close(scaled_dot_product_attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
-        ours, theirs = median_ms((scaled_dot_product_attention, F.scaled_dot_product_attention), q, k, v,
-                                 threads=threads, rounds=args.rounds, min_run_time=min_run_time)
+        ours, theirs = alternating_medians(
+            [functools.partial(fn, q, k, v) for fn in (scaled_dot_product_attention, F.scaled_dot_product_attention)],
+            threads=threads, rounds=args.rounds, min_run_time=min_run_time)
         print(f"{t:6d} {ours:10.3f} {theirs:10.3f} {ours / theirs:10.2f}")
 
     t = 1024 if args.quick else args.memory_tokens

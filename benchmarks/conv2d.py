@@ -13,16 +13,16 @@ process, after checking that the two outputs agree.  Run with ``python -m benchm
 from __future__ import annotations
 
 import argparse
+import functools
 import math
-import statistics
 from collections import Counter
 from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch.utils.benchmark import Timer
 
+from benchmarks._timing import alternating_medians, geometric_mean
 from visarch.functional import conv2d, conv_output_size
 
 
@@ -68,29 +68,9 @@ def resnet50_cifar_layers(
 
 
 def median_ms(fns, x, weight, shape: ConvShape, *, threads: int, rounds: int, min_run_time: float) -> list[float]:
-    """Median time of one call of each of ``fns``, in ms.
-
-    The functions take turns for ``rounds`` rounds, so a burst of load from
-    elsewhere on the machine hits all of them alike; the median is over every block
-    of every round.
-    """
-    timers = [
-        Timer(
-            stmt="fn(x, weight, stride=stride, padding=padding)",
-            globals={"fn": fn, "x": x, "weight": weight, "stride": shape.s, "padding": shape.padding},
-            num_threads=threads,
-        )
-        for fn in fns
-    ]
-    times = [[] for _ in fns]
-    for _ in range(rounds):
-        for timer, fn_times in zip(timers, times, strict=True):
-            fn_times.extend(timer.blocked_autorange(min_run_time=min_run_time / rounds).times)
-    return [statistics.median(fn_times) * 1e3 for fn_times in times]
-
-
-def geometric_mean(values: list[float]) -> float:
-    return math.exp(sum(map(math.log, values)) / len(values))
+    """Median time in ms of one call ``fn(x, weight, stride=S, padding=P)`` of each of ``fns``, taking turns."""
+    calls = [functools.partial(fn, x, weight, stride=shape.s, padding=shape.padding) for fn in fns]
+    return alternating_medians(calls, threads=threads, rounds=rounds, min_run_time=min_run_time)
 
 
 def add_timing_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,7 +22,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from benchmarks.conv2d import add_timing_arguments, geometric_mean, median_ms
+from benchmarks._timing import geometric_mean
+from benchmarks.conv2d import add_timing_arguments, median_ms
 from visarch.functional.transposed import conv_transpose2d, conv_transpose_output_size
 
 

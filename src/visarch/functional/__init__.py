@@ -10,10 +10,19 @@ from visarch.functional.conv import (
     conv_nd,
     conv_output_size,
 )
+from visarch.functional.normalization import (
+    batch_norm,
+    group_norm,
+    instance_norm,
+    layer_norm,
+    normalize,
+    normalize_loop,
+)
 from visarch.functional.transposed import conv_transpose2d, conv_transpose_output_size, dilate_and_pad, flip_weight
 
 __all__ = [
     "attention_weights",
+    "batch_norm",
     "chunked_attention",
     "conv1d",
     "conv2d",
@@ -26,5 +35,10 @@ __all__ = [
     "conv_transpose_output_size",
     "dilate_and_pad",
     "flip_weight",
+    "group_norm",
+    "instance_norm",
+    "layer_norm",
+    "normalize",
+    "normalize_loop",
     "scaled_dot_product_attention",
 ]

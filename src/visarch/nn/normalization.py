@@ -1,0 +1,148 @@
+"""Normalization modules with the constructor arguments, parameters and buffers of ``torch.nn``.
+
+Parameter and buffer names (``weight``, ``bias``, ``running_mean``, ``running_var``,
+``num_batches_tracked``) are torch's, so ``load_state_dict`` moves state between these modules
+and torch's in both directions.  The arithmetic is in :mod:`visarch.functional.normalization`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from visarch.functional import normalization as N
+from visarch.functional._checks import check_int
+
+__all__ = ["BatchNorm2d", "InstanceNorm2d", "LayerNorm", "GroupNorm"]
+
+
+class _RunningStatsNorm(nn.Module):
+    """What batch and instance norm share: per-channel affine parameters and running statistics."""
+
+    def __init__(self, num_features, *, eps, momentum, affine, track_running_stats):
+        super().__init__()
+        check_int(num_features, "num_features C", low=1)
+        N._check_eps(eps)
+        if momentum is not None:
+            N._check_momentum(momentum)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features))  # gamma, [C]
+            self.bias = nn.Parameter(torch.zeros(num_features))  # beta, [C]
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features))
+            self.register_buffer("running_var", torch.ones(num_features))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def _check_input(self, x, ranks):
+        if x.dim() not in ranks:
+            raise ValueError(f"{type(self).__name__} expects input of rank {' or '.join(map(str, ranks))}, "
+                             f"got rank {x.dim()}")
+        channels = x.shape[1] if x.dim() == max(ranks) else x.shape[0]
+        if channels != self.num_features:
+            raise ValueError(f"input has {channels} channels, expected num_features C={self.num_features}")
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm2d(_RunningStatsNorm):
+    """Batch normalization of ``[N, C, H, W]``: per channel, over the batch and the pixels.
+
+    ``momentum=None`` makes the running statistics a cumulative average over all batches seen
+    (torch's convention), by taking ``1 / num_batches_tracked`` as the momentum of each update.
+    """
+
+    def __init__(self, num_features, *, eps=N.EPS, momentum=0.1, affine=True, track_running_stats=True):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats)
+
+    def _momentum(self):
+        """The momentum of this step's update; counts the step when statistics are tracked."""
+        if not (self.training and self.track_running_stats):
+            return 0.0  # no update happens
+        self.num_batches_tracked.add_(1)
+        return 1.0 / int(self.num_batches_tracked) if self.momentum is None else self.momentum
+
+    def forward(self, x):
+        self._check_input(x, (4,))
+        momentum = self._momentum()
+        # training, or no stored statistics: normalise with the batch's own
+        use_batch = self.training or self.running_mean is None
+        return N.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            training=use_batch, momentum=momentum, eps=self.eps)
+
+
+class InstanceNorm2d(_RunningStatsNorm):
+    """Instance normalization of ``[N, C, H, W]`` (or ``[C, H, W]``): per example and channel, over the pixels.
+
+    Unlike batch norm, ``momentum=None`` means no update of the running statistics (torch's
+    convention), and ``num_batches_tracked`` stays 0.
+    """
+
+    def __init__(self, num_features, *, eps=N.EPS, momentum=0.1, affine=False, track_running_stats=False):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats)
+
+    def forward(self, x):
+        self._check_input(x, (3, 4))
+        unbatched = x.dim() == 3
+        x = x.unsqueeze(0) if unbatched else x
+        y = N.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            use_input_stats=self.training or not self.track_running_stats,
+                            momentum=0.0 if self.momentum is None else self.momentum, eps=self.eps)
+        return y[0] if unbatched else y
+
+
+class LayerNorm(nn.Module):
+    """Layer normalization over the last axes, ``normalized_shape``, with one affine pair per entry (as torch)."""
+
+    def __init__(self, normalized_shape, *, eps=N.EPS, elementwise_affine=True, bias=True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
+            raise ValueError(f"normalized_shape must be a positive int or a non-empty tuple of them, "
+                             f"got {normalized_shape!r}")
+        N._check_eps(eps)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        self.weight = nn.Parameter(torch.ones(shape)) if elementwise_affine else None
+        self.bias = nn.Parameter(torch.zeros(shape)) if elementwise_affine and bias else None
+
+    def forward(self, x):
+        return N.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class GroupNorm(nn.Module):
+    """Group normalization: ``num_groups`` groups of consecutive channels, per example, with per-channel affine."""
+
+    def __init__(self, num_groups, num_channels, *, eps=N.EPS, affine=True):
+        super().__init__()
+        check_int(num_groups, "number of groups G", low=1)
+        check_int(num_channels, "num_channels C", low=1)
+        if num_channels % num_groups:
+            raise ValueError(f"num_channels C={num_channels} is not divisible by num_groups G={num_groups}")
+        N._check_eps(eps)
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        self.weight = nn.Parameter(torch.ones(num_channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
+
+    def forward(self, x):
+        if x.dim() < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"input must be [N, C, *] with C={self.num_channels} channels, got shape "
+                             f"{tuple(x.shape)}")
+        return N.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
