@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.colors import to_rgba
 from matplotlib.patches import Rectangle
 
@@ -135,4 +136,41 @@ def transposed_conv_input(size, kernel_size, stride=1, padding=0, output_padding
     handles = [Rectangle((0, 0), 1, 1, facecolor=colour, edgecolor="0.3") for colour in colours.values()]
     fig.legend(handles, list(colours), loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def normalization_axes(n=4, c=6, pixels=4, *, groups=2, entry=(3, 0)):
+    """The N x C x (H W) cube once per layer, with the set one entry is normalised over shaded.
+
+    After Wu and He (2018, figure 2): batch norm shades the entry's channel across the batch
+    and the pixels, layer norm its example, instance norm its example and channel, group norm
+    its example and the group of channels it belongs to (of ``groups``).  ``entry`` is the
+    entry's ``(k, c)``, 0-based; the default, the last example and the first channel, lies on
+    the two faces the view shows.  Returns the figure.
+    """
+    k0, c0 = entry
+    per_group = c // groups
+    same = {
+        "batch norm": lambda k, ch: ch == c0,
+        "layer norm": lambda k, ch: k == k0,
+        "instance norm": lambda k, ch: k == k0 and ch == c0,
+        f"group norm (G = {groups})": lambda k, ch: k == k0 and ch // per_group == c0 // per_group,
+    }
+    fig = plt.figure(figsize=(11, 3.2))
+    for i, (title, chosen) in enumerate(same.items()):
+        ax = fig.add_subplot(1, len(same), i + 1, projection="3d")
+        filled = np.ones((n, c, pixels), dtype=bool)  # axes: N (x), C (y), H*W (z)
+        colours = np.empty(filled.shape, dtype=object)
+        for k in range(n):
+            for ch in range(c):
+                colours[k, ch, :] = "tab:blue" if chosen(k, ch) else "0.92"
+        ax.voxels(filled, facecolors=colours, edgecolor="0.4", linewidth=0.3, shade=False)
+        ax.set_xlabel("N", labelpad=-12)
+        ax.set_ylabel("C", labelpad=-12)
+        ax.set_zlabel("H, W", labelpad=-12)
+        ax.set_xticks([]), ax.set_yticks([]), ax.set_zticks([])
+        ax.set_box_aspect((n, c, pixels))
+        ax.view_init(elev=22, azim=-58)
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
     return fig
