@@ -1,0 +1,57 @@
+"""A small, seeded training loop for classifiers on in-memory tensors (CPU by default).
+
+Every run with the same seed, model initialisation and data sees the same mini-batches in
+the same order, so results printed in the book are reproducible.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm  # the plain bar: tqdm.auto warns on stderr in notebooks without ipywidgets
+
+from visarch.functional._checks import check_int
+
+__all__ = ["accuracy", "train_classifier"]
+
+
+def train_classifier(model, images, labels, *, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, seed=0,
+                     progress=False):
+    """Minimise cross-entropy with SGD (with momentum) over shuffled mini-batches; return each epoch's mean loss.
+
+    A last batch smaller than ``batch_size`` is dropped, so every step sees exactly
+    ``batch_size`` examples (batch norm's statistics need a known batch size).
+    """
+    check_int(epochs, "epochs", low=1)
+    check_int(batch_size, "batch_size", low=1)
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"images and labels must have the same length, got {images.shape[0]} and "
+                         f"{labels.shape[0]}")
+    if batch_size > images.shape[0]:
+        raise ValueError(f"batch_size={batch_size} exceeds the {images.shape[0]} training examples")
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    steps = images.shape[0] // batch_size
+    losses = []
+    model.train()
+    for _ in tqdm(range(epochs), disable=not progress, desc="epochs"):
+        order = torch.randperm(images.shape[0], generator=gen)
+        total = 0.0
+        for step in range(steps):
+            batch = order[step * batch_size:(step + 1) * batch_size]
+            loss = F.cross_entropy(model(images[batch]), labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        losses.append(total / steps)
+    return losses
+
+
+@torch.no_grad()
+def accuracy(model, images, labels, *, batch_size=512):
+    """Fraction of ``images`` whose highest-scoring class is the label, in evaluation mode."""
+    model.eval()
+    correct = sum(int((model(images[i:i + batch_size]).argmax(1) == labels[i:i + batch_size]).sum())
+                  for i in range(0, images.shape[0], batch_size))
+    return correct / images.shape[0]
