@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
 from collections.abc import Callable
 
+import torch
 from torch.utils.benchmark import Timer
 
 
@@ -27,3 +29,21 @@ def alternating_medians(fns: list[Callable[[], object]], *, threads: int, rounds
 
 def geometric_mean(values: list[float]) -> float:
     return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser, *, min_run_time: float, batch: int | None = None) -> None:
+    """The options every benchmark shares: threads, timing budget, rounds (and a batch size N if it has one)."""
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS); default: torch's own")
+    if batch is not None:
+        parser.add_argument("--batch", type=int, default=batch, help=f"batch size N (default {batch})")
+    parser.add_argument("--min-run-time", type=float, default=min_run_time,
+                        help=f"seconds of timing per function and shape (default {min_run_time})")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the functions take turns this many times per shape (default 3)")
+
+
+def use_threads(threads: int | None) -> int:
+    """Set torch's intra-op thread count if given; return the count in use."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks._timing import alternating_medians
+from benchmarks._timing import add_timing_arguments, alternating_medians, use_threads
 from visarch.functional.attention import attention_weights, chunked_attention, scaled_dot_product_attention
 
 
@@ -49,17 +49,12 @@ def peak_bytes(fn) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks attention", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="T = 64 and 256 only, short timing (smoke test)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS); default: torch's own")
-    parser.add_argument("--min-run-time", type=float, default=0.6,
-                        help="seconds of timing per function and length (default 0.6)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per length (default 3)")
+    add_timing_arguments(parser, min_run_time=0.6)
     parser.add_argument("--memory-tokens", type=int, default=4096, help="T of the memory comparison (default 4096)")
     parser.add_argument("--chunk-size", type=int, default=256, help="key block of chunked_attention (default 256)")
     args = parser.parse_args(argv)
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
+    threads = use_threads(args.threads)
     lengths = (64, 256) if args.quick else (64, 128, 256, 512, 1024)
     min_run_time = 0.1 if args.quick else args.min_run_time
     batch, heads, head_dim = 8, 8, 64

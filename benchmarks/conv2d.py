@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from benchmarks._timing import alternating_medians, geometric_mean
+from benchmarks._timing import add_timing_arguments, alternating_medians, geometric_mean, use_threads
 from visarch.functional import conv2d, conv_output_size
 
 
@@ -73,25 +73,13 @@ def median_ms(fns, x, weight, shape: ConvShape, *, threads: int, rounds: int, mi
     return alternating_medians(calls, threads=threads, rounds=rounds, min_run_time=min_run_time)
 
 
-def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options the convolution benchmarks share: threads, batch size, timing budget, rounds."""
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS); default: torch's own")
-    parser.add_argument("--batch", type=int, default=32, help="batch size N (default 32)")
-    parser.add_argument("--min-run-time", type=float, default=0.5,
-                        help="seconds of timing per function and shape (default 0.5)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="the two functions take turns this many times per shape (default 3)")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks conv2d", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the first shape of each group (smoke test)")
-    add_timing_arguments(parser)
+    add_timing_arguments(parser, min_run_time=0.5, batch=32)
     args = parser.parse_args(argv)
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
+    threads = use_threads(args.threads)
 
     uses = Counter(resnet50_cifar_layers())  # distinct shapes, in order of first appearance
     groups = {f"{f}x{f}": [shape for shape in uses if shape.f == f] for f in (3, 1)}

@@ -22,8 +22,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from benchmarks._timing import geometric_mean
-from benchmarks.conv2d import add_timing_arguments, median_ms
+from benchmarks._timing import add_timing_arguments, geometric_mean, use_threads
+from benchmarks.conv2d import median_ms
 from visarch.functional.transposed import conv_transpose2d, conv_transpose_output_size
 
 
@@ -64,12 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks conv_transpose2d",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the first shape (smoke test)")
-    add_timing_arguments(parser)
+    add_timing_arguments(parser, min_run_time=0.5, batch=32)
     args = parser.parse_args(argv)
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
+    threads = use_threads(args.threads)
     shapes = UNET_UPSAMPLERS[:1] if args.quick else UNET_UPSAMPLERS
 
     print(f"torch {torch.__version__}, {threads} thread(s), batch N={args.batch}, float32; median over "

@@ -15,7 +15,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from benchmarks._timing import alternating_medians, geometric_mean
+from benchmarks._timing import add_timing_arguments, alternating_medians, geometric_mean, use_threads
 from visarch.functional import normalization as ours
 
 SHAPES = ((32, 64, 32, 32), (32, 256, 8, 8), (8, 32, 64, 64))
@@ -46,14 +46,9 @@ def forward_backward(fn, x, w, b, grad_out):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks normalization", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the first shape only, short timing (smoke test)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS); default: torch's own")
-    parser.add_argument("--min-run-time", type=float, default=0.4,
-                        help="seconds of timing per function and shape (default 0.4)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per shape (default 3)")
+    add_timing_arguments(parser, min_run_time=0.4)
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
+    threads = use_threads(args.threads)
     shapes = SHAPES[:1] if args.quick else SHAPES
     min_run_time = 0.1 if args.quick else args.min_run_time
 
