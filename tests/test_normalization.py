@@ -6,7 +6,8 @@ What this file proves, each time against a source independent of the code under 
   running statistics) and ``group_norm`` give the outputs of their ``torch.nn.functional``
   counterparts and the same gradients for input, weight and bias, in float64, with and without
   affine parameters, over random N, C, spatial shapes, groups, eps and momentum; the running
-  statistics they update in place equal torch's;
+  statistics they update in place equal torch's; their first and second derivatives equal
+  finite differences (``gradcheck``, ``gradgradcheck``);
 * the modules ``BatchNorm2d``, ``InstanceNorm2d``, ``LayerNorm`` and ``GroupNorm`` equal torch's
   modules over several training steps (outputs, gradients of input and parameters, running
   statistics, ``num_batches_tracked``, cumulative averaging with ``momentum=None``) and then in
@@ -178,6 +179,22 @@ def test_normalize_over_any_axes_is_torch_layer_norm_there(case, data):
     theirs = F.layer_norm(moved, moved.shape[-len(dims):], eps=case.eps)
     theirs = theirs.movedim(list(range(x.dim() - len(dims), x.dim())), dims)
     assert_same_outputs_and_grads(normalize(x, tuple(dims), eps=case.eps), theirs, {"input": x}, gen)
+
+
+@pytest.mark.parametrize("layer, param_shape", [
+    pytest.param(lambda x, w, b: batch_norm(x, None, None, w, b, training=True), (4,), id="batch"),
+    pytest.param(lambda x, w, b: layer_norm(x, (4, 3, 2), w, b), (4, 3, 2), id="layer"),
+    pytest.param(lambda x, w, b: instance_norm(x, weight=w, bias=b), (4,), id="instance"),
+    pytest.param(lambda x, w, b: group_norm(x, 2, w, b), (4,), id="group"),
+])
+def test_first_and_second_derivatives_match_finite_differences(layer, param_shape):
+    """The hand-written backward is right, and differentiable: gradcheck and gradgradcheck compare the
+    analytic first and second derivatives (input, weight, bias) with torch's finite differences in float64."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 3, 2, dtype=torch.float64, generator=gen).requires_grad_()
+    w, b = (torch.randn(param_shape, dtype=torch.float64, generator=gen).requires_grad_() for _ in range(2))
+    assert torch.autograd.gradcheck(layer, (x, w, b))
+    assert torch.autograd.gradgradcheck(layer, (x, w, b))
 
 
 @settings(max_examples=40)
