@@ -1,0 +1,13 @@
+"""Optimizers with the constructor arguments, defaults and state of ``torch.optim`` (Optimizers chapter).
+
+Each is a ``torch.optim.Optimizer`` subclass, so ``zero_grad``, ``state_dict``,
+``load_state_dict`` and torch's learning-rate schedulers work unchanged; the updates run on
+all parameters of a group at once with ``torch._foreach_*`` operations.
+"""
+
+from visarch.optim.adagrad import Adagrad
+from visarch.optim.adam import Adam, AdamW
+from visarch.optim.rmsprop import RMSprop
+from visarch.optim.sgd import SGD
+
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]

@@ -1,0 +1,53 @@
+"""What every optimizer of ``visarch.optim`` shares: argument checks and the gathering of a group's tensors.
+
+The checks raise what ``torch.optim`` raises (``ValueError``) for the same conditions, with a
+message that names the hyperparameter and the condition it violates.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+
+def check_at_least(name, value, low=0.0):
+    """A real hyperparameter that must be >= ``low`` (lr, eps, weight_decay, momentum, ...)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not value >= low:  # also refuses nan
+        raise ValueError(f"Invalid {name}: {value} (must be >= {low})")
+
+
+def check_beta(name, value):
+    """A decay rate of a moving average: 0 <= beta < 1 (beta = 1 would never forget the first value)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"Invalid {name}: {value} (must be in [0, 1))")
+
+
+def gather(group, state, init):
+    """The parameters of ``group`` that have a gradient, their gradients and their state.
+
+    ``init(p)`` returns the fresh state of a parameter the first time it is seen (torch's names,
+    so ``state_dict`` moves between these optimizers and torch's).  Parameters without a
+    gradient are skipped and keep their state, as in torch.
+    """
+    params, grads, states = [], [], []
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            raise RuntimeError("sparse gradients are not supported")
+        if p not in state or not state[p]:
+            state[p] = init(p)
+        params.append(p)
+        grads.append(-p.grad if group.get("maximize", False) else p.grad)
+        states.append(state[p])
+    return params, grads, states
+
+
+def step_counter():
+    """Per-parameter step count, a float32 scalar tensor as torch keeps it (so state dicts agree)."""
+    return torch.tensor(0.0, dtype=torch.float32)

@@ -1,0 +1,59 @@
+r"""AdaGrad: each coordinate's step divided by the root of its summed squared gradients (Duchi et al., 2011).
+
+.. math::
+
+    s_t = s_{t-1} + g_t \odot g_t, \qquad
+    \theta_{t+1} = \theta_t - \frac{\eta_t}{\sqrt{s_t} + \varepsilon} \odot g_t,
+    \qquad \eta_t = \frac{\eta}{1 + (t-1)\,\text{lr\_decay}},
+
+with :math:`s_0` = ``initial_accumulator_value`` and :math:`g_t` including weight decay.  The
+notes write the same update (without lr_decay).  Because :math:`s_t` only grows, the steps only
+shrink: AdaGrad can stop short of a distant minimum.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from visarch.optim._base import check_at_least, gather, step_counter
+
+__all__ = ["Adagrad"]
+
+
+class Adagrad(torch.optim.Optimizer):
+    """``torch.optim.Adagrad`` with the same arguments and defaults."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
+                 maximize=False):
+        check_at_least("learning rate", lr)
+        check_at_least("lr_decay value", lr_decay)
+        check_at_least("weight_decay value", weight_decay)
+        check_at_least("initial_accumulator_value value", initial_accumulator_value)
+        check_at_least("epsilon value", eps)
+        defaults = {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay, "eps": eps,
+                    "initial_accumulator_value": initial_accumulator_value, "maximize": maximize}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            start = group["initial_accumulator_value"]
+            params, grads, states = gather(group, self.state, lambda p, start=start: {
+                "step": step_counter(), "sum": torch.full_like(p, start, memory_format=torch.preserve_format)})
+            if not params:
+                continue
+            if group["weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            sums = [s["sum"] for s in states]
+            torch._foreach_addcmul_(sums, grads, grads)  # s + g * g
+            std = torch._foreach_sqrt(sums)
+            torch._foreach_add_(std, group["eps"])  # sqrt(s) + eps
+            for s, p, g, d in zip(states, params, grads, std, strict=True):
+                s["step"] += 1  # steps can differ between parameters whose gradients come and go
+                lr = group["lr"] / (1 + (s["step"].item() - 1) * group["lr_decay"])
+                p.addcdiv_(g, d, value=-lr)
+        return loss

@@ -1,0 +1,72 @@
+r"""Stochastic gradient descent with momentum and Nesterov momentum (Optimizers chapter).
+
+With gradient :math:`g_t = \nabla L(\theta_t)` (plus :math:`\lambda\theta_t` with weight decay
+:math:`\lambda`), learning rate :math:`\eta`, momentum :math:`\mu` and dampening :math:`\tau`,
+PyTorch's form, which this class follows, is
+
+.. math::
+
+    b_1 = g_1, \qquad b_t = \mu b_{t-1} + (1 - \tau) g_t, \qquad
+    \theta_{t+1} = \theta_t - \eta\,d_t, \quad
+    d_t = \begin{cases} g_t + \mu b_t & \text{Nesterov} \\ b_t & \text{otherwise.} \end{cases}
+
+The notes write momentum with a velocity :math:`v_{t+1} = \mu v_t - \eta g_t`,
+:math:`\theta_{t+1} = \theta_t + v_{t+1}`: with :math:`\tau = 0` and a constant :math:`\eta`,
+:math:`v_t = -\eta b_t`, the same trajectory.  Their Nesterov step evaluates the gradient at the
+look-ahead point :math:`\theta_t + \mu v_t`; PyTorch's form is the same algorithm written in the
+look-ahead variable (the chapter shows it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from visarch.optim._base import check_at_least, gather
+
+__all__ = ["SGD"]
+
+
+class SGD(torch.optim.Optimizer):
+    """``torch.optim.SGD`` with the same arguments and defaults (``foreach``/``fused`` are not offered)."""
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False):
+        check_at_least("learning rate", lr)
+        check_at_least("momentum value", momentum)
+        check_at_least("weight_decay value", weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
+                    "nesterov": nesterov, "maximize": maximize}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, states = gather(group, self.state, lambda p: {"momentum_buffer": None})
+            if not params:
+                continue
+            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+            if wd:
+                grads = torch._foreach_add(grads, params, alpha=wd)  # g + lambda theta
+            if mu:
+                fresh = [s["momentum_buffer"] is None for s in states]
+                if all(fresh):  # first step: b_1 = g_1
+                    for s, g in zip(states, grads, strict=True):
+                        s["momentum_buffer"] = g.clone()
+                else:
+                    for s, g, new in zip(states, grads, fresh, strict=True):
+                        if new:  # a parameter seen for the first time (its gradient appeared late)
+                            s["momentum_buffer"] = g.clone()
+                    old = [s["momentum_buffer"] for s, new in zip(states, fresh, strict=True) if not new]
+                    old_g = [g for g, new in zip(grads, fresh, strict=True) if not new]
+                    torch._foreach_mul_(old, mu)
+                    torch._foreach_add_(old, old_g, alpha=1 - group["dampening"])  # mu b + (1 - tau) g
+                buffers = [s["momentum_buffer"] for s in states]
+                grads = torch._foreach_add(grads, buffers, alpha=mu) if group["nesterov"] else buffers
+            torch._foreach_add_(params, grads, alpha=-lr)  # theta - eta d
+        return loss
