@@ -6,6 +6,7 @@ message that names the hyperparameter and the condition it violates.
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import torch
@@ -51,3 +52,30 @@ def gather(group, state, init):
 def step_counter():
     """Per-parameter step count, a float32 scalar tensor as torch keeps it (so state dicts agree)."""
     return torch.tensor(0.0, dtype=torch.float32)
+
+
+class GroupOptimizer(torch.optim.Optimizer):
+    """``step`` for all of them: evaluate the closure, then update each group's parameters that have gradients.
+
+    A subclass says what a parameter's state starts as (``_init_state``) and how one group's
+    parameters, gradients and states change in one step (``_update``, with ``torch._foreach_*``
+    operations over the group's lists).
+    """
+
+    def _init_state(self, group, p):
+        raise NotImplementedError
+
+    def _update(self, group, params, grads, states):
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, states = gather(group, self.state, functools.partial(self._init_state, group))
+            if params:
+                self._update(group, params, grads, states)
+        return loss

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import torch
 
-from visarch.optim._base import check_at_least, gather, step_counter
+from visarch.optim._base import GroupOptimizer, check_at_least, step_counter
 
 __all__ = ["Adagrad"]
 
 
-class Adagrad(torch.optim.Optimizer):
+class Adagrad(GroupOptimizer):
     """``torch.optim.Adagrad`` with the same arguments and defaults."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
@@ -34,26 +34,17 @@ class Adagrad(torch.optim.Optimizer):
                     "initial_accumulator_value": initial_accumulator_value, "maximize": maximize}
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            start = group["initial_accumulator_value"]
-            params, grads, states = gather(group, self.state, lambda p, start=start: {
-                "step": step_counter(), "sum": torch.full_like(p, start, memory_format=torch.preserve_format)})
-            if not params:
-                continue
-            if group["weight_decay"]:
-                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-            sums = [s["sum"] for s in states]
-            torch._foreach_addcmul_(sums, grads, grads)  # s + g * g
-            std = torch._foreach_sqrt(sums)
-            torch._foreach_add_(std, group["eps"])  # sqrt(s) + eps
-            for s, p, g, d in zip(states, params, grads, std, strict=True):
-                s["step"] += 1  # steps can differ between parameters whose gradients come and go
-                lr = group["lr"] / (1 + (s["step"].item() - 1) * group["lr_decay"])
-                p.addcdiv_(g, d, value=-lr)
-        return loss
+    def _init_state(self, group, p):
+        return {"step": step_counter(), "sum": torch.full_like(p, group["initial_accumulator_value"])}
+
+    def _update(self, group, params, grads, states):
+        if group["weight_decay"]:
+            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+        sums = [s["sum"] for s in states]
+        torch._foreach_addcmul_(sums, grads, grads)  # s + g * g
+        std = torch._foreach_sqrt(sums)
+        torch._foreach_add_(std, group["eps"])  # sqrt(s) + eps
+        for s, p, g, d in zip(states, params, grads, std, strict=True):
+            s["step"] += 1  # steps can differ between parameters whose gradients come and go
+            lr = group["lr"] / (1 + (s["step"].item() - 1) * group["lr_decay"])
+            p.addcdiv_(g, d, value=-lr)

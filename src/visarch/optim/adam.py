@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import torch
 
-from visarch.optim._base import check_at_least, check_beta, gather, step_counter
+from visarch.optim._base import GroupOptimizer, check_at_least, check_beta, step_counter
 
 __all__ = ["Adam", "AdamW"]
 
 
-class Adam(torch.optim.Optimizer):
+class Adam(GroupOptimizer):
     """``torch.optim.Adam`` with the same arguments and defaults, ``decoupled_weight_decay`` included."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
@@ -44,50 +44,38 @@ class Adam(torch.optim.Optimizer):
                     "maximize": maximize, "decoupled_weight_decay": decoupled_weight_decay}
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            amsgrad = group["amsgrad"]
+    def _init_state(self, group, p):
+        fresh = {"step": step_counter(), "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+        if group["amsgrad"]:
+            fresh["max_exp_avg_sq"] = torch.zeros_like(p)
+        return fresh
 
-            def init(p, amsgrad=amsgrad):
-                fresh = {"step": step_counter(), "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
-                if amsgrad:
-                    fresh["max_exp_avg_sq"] = torch.zeros_like(p)
-                return fresh
-
-            params, grads, states = gather(group, self.state, init)
-            if not params:
-                continue
-            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            if wd:
-                if group["decoupled_weight_decay"]:
-                    torch._foreach_mul_(params, 1 - lr * wd)  # AdamW: theta (1 - eta lambda)
-                else:
-                    grads = torch._foreach_add(grads, params, alpha=wd)  # Adam: L2 term in the gradient
-            exp_avg, exp_avg_sq = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
-            torch._foreach_lerp_(exp_avg, grads, 1 - beta1)  # m = beta1 m + (1 - beta1) g
-            torch._foreach_mul_(exp_avg_sq, beta2)
-            torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)  # v = beta2 v + (1 - beta2) g^2
-            if amsgrad:
-                second = [s["max_exp_avg_sq"] for s in states]
-                torch._foreach_maximum_(second, exp_avg_sq)
+    def _update(self, group, params, grads, states):
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if wd:
+            if group["decoupled_weight_decay"]:
+                torch._foreach_mul_(params, 1 - lr * wd)  # AdamW: theta (1 - eta lambda)
             else:
-                second = exp_avg_sq
-            for s in states:
-                s["step"] += 1
-            steps = [s["step"].item() for s in states]
-            # bias corrections 1 - beta^t, one per parameter (their step counts may differ)
-            correction2_sqrt = [(1 - beta2**t) ** 0.5 for t in steps]
-            step_sizes = [-lr / (1 - beta1**t) for t in steps]
-            denom = torch._foreach_sqrt(second)
-            torch._foreach_div_(denom, correction2_sqrt)
-            torch._foreach_add_(denom, eps)  # sqrt(v / (1 - beta2^t)) + eps
-            torch._foreach_addcdiv_(params, exp_avg, denom, step_sizes)  # theta - eta m / (1 - beta1^t) / denom
-        return loss
+                grads = torch._foreach_add(grads, params, alpha=wd)  # Adam: L2 term in the gradient
+        exp_avg, exp_avg_sq = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        torch._foreach_lerp_(exp_avg, grads, 1 - beta1)  # m = beta1 m + (1 - beta1) g
+        torch._foreach_mul_(exp_avg_sq, beta2)
+        torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)  # v = beta2 v + (1 - beta2) g^2
+        if group["amsgrad"]:
+            second = [s["max_exp_avg_sq"] for s in states]
+            torch._foreach_maximum_(second, exp_avg_sq)
+        else:
+            second = exp_avg_sq
+        for s in states:
+            s["step"] += 1
+        steps = [s["step"].item() for s in states]
+        # bias corrections 1 - beta^t, one per parameter (their step counts may differ)
+        correction2_sqrt = [(1 - beta2**t) ** 0.5 for t in steps]
+        step_sizes = [-lr / (1 - beta1**t) for t in steps]
+        denom = torch._foreach_sqrt(second)
+        torch._foreach_div_(denom, correction2_sqrt)
+        torch._foreach_add_(denom, eps)  # sqrt(v / (1 - beta2^t)) + eps
+        torch._foreach_addcdiv_(params, exp_avg, denom, step_sizes)  # theta - eta m / (1 - beta1^t) / denom
 
 
 class AdamW(Adam):

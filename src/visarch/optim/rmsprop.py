@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import torch
 
-from visarch.optim._base import check_at_least, gather, step_counter
+from visarch.optim._base import GroupOptimizer, check_at_least, step_counter
 
 __all__ = ["RMSprop"]
 
 
-class RMSprop(torch.optim.Optimizer):
+class RMSprop(GroupOptimizer):
     """``torch.optim.RMSprop`` with the same arguments and defaults."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *,
@@ -35,46 +35,35 @@ class RMSprop(torch.optim.Optimizer):
                     "centered": centered, "maximize": maximize}
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            alpha, mu, centered = group["alpha"], group["momentum"], group["centered"]
+    def _init_state(self, group, p):
+        fresh = {"step": step_counter(), "square_avg": torch.zeros_like(p)}
+        if group["momentum"] > 0:
+            fresh["momentum_buffer"] = torch.zeros_like(p)
+        if group["centered"]:
+            fresh["grad_avg"] = torch.zeros_like(p)
+        return fresh
 
-            def init(p, mu=mu, centered=centered):
-                fresh = {"step": step_counter(), "square_avg": torch.zeros_like(p)}
-                if mu > 0:
-                    fresh["momentum_buffer"] = torch.zeros_like(p)
-                if centered:
-                    fresh["grad_avg"] = torch.zeros_like(p)
-                return fresh
-
-            params, grads, states = gather(group, self.state, init)
-            if not params:
-                continue
-            for s in states:
-                s["step"] += 1
-            if group["weight_decay"]:
-                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-            square_avg = [s["square_avg"] for s in states]
-            torch._foreach_mul_(square_avg, alpha)
-            torch._foreach_addcmul_(square_avg, grads, grads, value=1 - alpha)  # alpha s + (1 - alpha) g^2
-            if centered:
-                grad_avg = [s["grad_avg"] for s in states]
-                torch._foreach_lerp_(grad_avg, grads, 1 - alpha)  # m = alpha m + (1 - alpha) g
-                avg = torch._foreach_addcmul(square_avg, grad_avg, grad_avg, value=-1)  # s - m^2
-                torch._foreach_sqrt_(avg)
-            else:
-                avg = torch._foreach_sqrt(square_avg)
-            torch._foreach_add_(avg, group["eps"])
-            if mu > 0:
-                buffers = [s["momentum_buffer"] for s in states]
-                torch._foreach_mul_(buffers, mu)
-                torch._foreach_addcdiv_(buffers, grads, avg)  # mu b + g / avg
-                torch._foreach_add_(params, buffers, alpha=-group["lr"])
-            else:
-                torch._foreach_addcdiv_(params, grads, avg, value=-group["lr"])
-        return loss
+    def _update(self, group, params, grads, states):
+        alpha, mu = group["alpha"], group["momentum"]
+        for s in states:
+            s["step"] += 1
+        if group["weight_decay"]:
+            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+        square_avg = [s["square_avg"] for s in states]
+        torch._foreach_mul_(square_avg, alpha)
+        torch._foreach_addcmul_(square_avg, grads, grads, value=1 - alpha)  # alpha s + (1 - alpha) g^2
+        if group["centered"]:
+            grad_avg = [s["grad_avg"] for s in states]
+            torch._foreach_lerp_(grad_avg, grads, 1 - alpha)  # m = alpha m + (1 - alpha) g
+            avg = torch._foreach_addcmul(square_avg, grad_avg, grad_avg, value=-1)  # s - m^2
+            torch._foreach_sqrt_(avg)
+        else:
+            avg = torch._foreach_sqrt(square_avg)
+        torch._foreach_add_(avg, group["eps"])
+        if mu > 0:
+            buffers = [s["momentum_buffer"] for s in states]
+            torch._foreach_mul_(buffers, mu)
+            torch._foreach_addcdiv_(buffers, grads, avg)  # mu b + g / avg
+            torch._foreach_add_(params, buffers, alpha=-group["lr"])
+        else:
+            torch._foreach_addcdiv_(params, grads, avg, value=-group["lr"])

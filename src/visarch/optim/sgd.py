@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import torch
 
-from visarch.optim._base import check_at_least, gather
+from visarch.optim._base import GroupOptimizer, check_at_least
 
 __all__ = ["SGD"]
 
 
-class SGD(torch.optim.Optimizer):
+class SGD(GroupOptimizer):
     """``torch.optim.SGD`` with the same arguments and defaults (``foreach``/``fused`` are not offered)."""
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
@@ -40,33 +40,23 @@ class SGD(torch.optim.Optimizer):
                     "nesterov": nesterov, "maximize": maximize}
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads, states = gather(group, self.state, lambda p: {"momentum_buffer": None})
-            if not params:
-                continue
-            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-            if wd:
-                grads = torch._foreach_add(grads, params, alpha=wd)  # g + lambda theta
-            if mu:
-                fresh = [s["momentum_buffer"] is None for s in states]
-                if all(fresh):  # first step: b_1 = g_1
-                    for s, g in zip(states, grads, strict=True):
-                        s["momentum_buffer"] = g.clone()
-                else:
-                    for s, g, new in zip(states, grads, fresh, strict=True):
-                        if new:  # a parameter seen for the first time (its gradient appeared late)
-                            s["momentum_buffer"] = g.clone()
-                    old = [s["momentum_buffer"] for s, new in zip(states, fresh, strict=True) if not new]
-                    old_g = [g for g, new in zip(grads, fresh, strict=True) if not new]
-                    torch._foreach_mul_(old, mu)
-                    torch._foreach_add_(old, old_g, alpha=1 - group["dampening"])  # mu b + (1 - tau) g
-                buffers = [s["momentum_buffer"] for s in states]
-                grads = torch._foreach_add(grads, buffers, alpha=mu) if group["nesterov"] else buffers
-            torch._foreach_add_(params, grads, alpha=-lr)  # theta - eta d
-        return loss
+    def _init_state(self, group, p):
+        return {"momentum_buffer": None}
+
+    def _update(self, group, params, grads, states):
+        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+        if wd:
+            grads = torch._foreach_add(grads, params, alpha=wd)  # g + lambda theta
+        if mu:
+            fresh = [s["momentum_buffer"] is None for s in states]
+            for s, g, new in zip(states, grads, fresh, strict=True):
+                if new:  # first step of this parameter: b_1 = g_1
+                    s["momentum_buffer"] = g.clone()
+            old = [s["momentum_buffer"] for s, new in zip(states, fresh, strict=True) if not new]
+            if old:
+                old_g = [g for g, new in zip(grads, fresh, strict=True) if not new]
+                torch._foreach_mul_(old, mu)
+                torch._foreach_add_(old, old_g, alpha=1 - group["dampening"])  # mu b + (1 - tau) g
+            buffers = [s["momentum_buffer"] for s in states]
+            grads = torch._foreach_add(grads, buffers, alpha=mu) if group["nesterov"] else buffers
+        torch._foreach_add_(params, grads, alpha=-lr)  # theta - eta d
