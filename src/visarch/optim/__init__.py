@@ -2,12 +2,15 @@
 
 Each is a ``torch.optim.Optimizer`` subclass, so ``zero_grad``, ``state_dict``,
 ``load_state_dict`` and torch's learning-rate schedulers work unchanged; the updates run on
-all parameters of a group at once with ``torch._foreach_*`` operations.
+all parameters of a group at once with ``torch._foreach_*`` operations.  ``Newton`` (full
+Hessian, small problems only) and ``minibatch_sgd`` (the notes' epoch loop) complete the chapter.
 """
 
 from visarch.optim.adagrad import Adagrad
 from visarch.optim.adam import Adam, AdamW
+from visarch.optim.minibatch import minibatch_sgd
+from visarch.optim.newton import Newton, hessian
 from visarch.optim.rmsprop import RMSprop
 from visarch.optim.sgd import SGD
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Newton", "hessian", "minibatch_sgd"]
