@@ -16,7 +16,8 @@ Weight decay :math:`\lambda`: Adam adds :math:`\lambda\theta_t` to the gradient 
 regularisation), which then passes through the moving averages and the division; AdamW
 shrinks the parameters directly, :math:`\theta_t \leftarrow (1 - \eta\lambda)\,\theta_t`,
 before the Adam step (decoupled weight decay).  The notes subtract :math:`\lambda\theta_t`
-without the factor :math:`\eta`; the chapter compares the two.
+without the factor :math:`\eta`, which is a different algorithm unless the learning rate is constant
+and the notes' :math:`\lambda` is read as :math:`\eta\lambda`.
 """
 
 from __future__ import annotations

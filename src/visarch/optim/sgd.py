@@ -14,7 +14,7 @@ The notes write momentum with a velocity :math:`v_{t+1} = \mu v_t - \eta g_t`,
 :math:`\theta_{t+1} = \theta_t + v_{t+1}`: with :math:`\tau = 0` and a constant :math:`\eta`,
 :math:`v_t = -\eta b_t`, the same trajectory.  Their Nesterov step evaluates the gradient at the
 look-ahead point :math:`\theta_t + \mu v_t`; PyTorch's form is the same algorithm written in the
-look-ahead variable (the chapter shows it).
+look-ahead variable :math:`\theta_t + \mu v_t`, which is why it needs no second gradient.
 """
 
 from __future__ import annotations
