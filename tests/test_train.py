@@ -3,6 +3,8 @@
 * on the digits, a linear classifier's training loss falls and its test accuracy is far above
   chance (10 %) after two epochs;
 * the same seed and initialisation give the same losses, float for float; another seed does not;
+* ``make_optimizer`` replaces the default SGD: an optimizer built from the same parameters gives
+  the same losses as the default path with the same hyperparameters;
 * ``accuracy`` is 1 for a model that outputs the one-hot label and 0 for one that never does.
 """
 
@@ -43,6 +45,17 @@ class OneHot(nn.Module):
         return nn.functional.one_hot(x[:, 0, 0, 0].long(), 10).float()
 
 
+def test_make_optimizer_is_used():
+    images, labels = digits("train")
+    default = train_classifier(linear_model(0), images, labels, epochs=2, batch_size=32, lr=0.05, momentum=0.5)
+    built = train_classifier(linear_model(0), images, labels, epochs=2, batch_size=32,
+                             make_optimizer=lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.5))
+    assert built == default
+    adam = train_classifier(linear_model(0), images, labels, epochs=2, batch_size=32,
+                            make_optimizer=lambda params: torch.optim.Adam(params, lr=0.01))
+    assert adam != default and adam[1] < adam[0]
+
+
 def test_accuracy_counts_argmax_hits():
     labels = torch.arange(10).repeat(3)
     images = torch.zeros(30, 1, 2, 2)
@@ -56,6 +69,8 @@ def test_accuracy_counts_argmax_hits():
     ({"batch_size": 0}, r"batch_size must be >= 1, got 0"),
     ({"batch_size": 31}, r"batch_size=31 exceeds the 30 training examples"),
     ({"labels": torch.zeros(29, dtype=torch.int64)}, r"same length, got 30 and 29"),
+    ({"lr": None}, r"lr is required unless make_optimizer is given"),
+    ({"make_optimizer": torch.optim.Adam}, r"with make_optimizer, give lr"),
 ])
 def test_bad_arguments_raise(kwargs, match):
     args = {"model": linear_model(0), "images": torch.zeros(30, 1, 8, 8),

@@ -174,3 +174,64 @@ def normalization_axes(n=4, c=6, pixels=4, *, groups=2, entry=(3, 0)):
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def optimizer_paths(loss, paths, *, extent, levels=20, log_levels=True, ax=None, title=None):
+    """Contours of a 2-D ``loss`` and the iterates of each optimizer drawn over them.
+
+    ``loss`` maps points ``[..., 2]`` (a tensor) to values ``[...]``; ``paths`` maps a legend label
+    to a ``[steps + 1, 2]`` tensor of iterates (as returned by
+    :func:`visarch.optim.landscapes.trajectory`); ``extent`` is ``(x_min, x_max, y_min, y_max)``.
+    With ``log_levels`` the contour levels are spaced evenly in the logarithm of the loss above
+    its smallest grid value, so a long flat valley stays visible.  Returns the figure.
+    """
+    import torch
+
+    x_min, x_max, y_min, y_max = extent
+    xs, ys = torch.linspace(x_min, x_max, 200, dtype=torch.float64), torch.linspace(y_min, y_max, 200,
+                                                                                     dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # [200, 200, 2], rows follow y
+    values = loss(grid).numpy()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    else:
+        fig = ax.figure
+    if log_levels:
+        low = values.min()
+        ax.contour(xs.numpy(), ys.numpy(), np.log10(values - low + 1e-3), levels=levels, cmap="Greys", linewidths=0.6)
+    else:
+        ax.contour(xs.numpy(), ys.numpy(), values, levels=levels, cmap="Greys", linewidths=0.6)
+    for label, path in paths.items():
+        path = path.detach().numpy()
+        ax.plot(path[:, 0], path[:, 1], marker="o", markersize=2.2, lw=1.1, label=label)
+    ax.set_xlim(x_min, x_max)
+    ax.set_ylim(y_min, y_max)
+    ax.set_xlabel(r"$\theta_1$")
+    ax.set_ylabel(r"$\theta_2$")
+    ax.legend(fontsize=7, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def loss_curves(curves, *, xlabel="step", ylabel="loss", log=True, ax=None, title=None):
+    """One line per entry of ``curves`` (label -> sequence of values), on a log scale by default.
+
+    Returns the figure.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    else:
+        fig = ax.figure
+    for label, values in curves.items():
+        values = np.asarray(values, dtype=float)
+        ax.plot(np.arange(len(values)), values, lw=1.3, label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig

@@ -15,22 +15,32 @@ from visarch.functional._checks import check_int
 __all__ = ["accuracy", "train_classifier"]
 
 
-def train_classifier(model, images, labels, *, epochs, batch_size, lr, momentum=0.9, weight_decay=0.0, seed=0,
-                     progress=False):
-    """Minimise cross-entropy with SGD (with momentum) over shuffled mini-batches; return each epoch's mean loss.
+def train_classifier(model, images, labels, *, epochs, batch_size, lr=None, momentum=0.9, weight_decay=0.0,
+                     make_optimizer=None, seed=0, progress=False):
+    """Minimise cross-entropy over shuffled mini-batches; return each epoch's mean loss.
 
-    A last batch smaller than ``batch_size`` is dropped, so every step sees exactly
-    ``batch_size`` examples (batch norm's statistics need a known batch size).
+    The optimizer is ``torch.optim.SGD(lr=lr, momentum=momentum, weight_decay=weight_decay)``,
+    or ``make_optimizer(model.parameters())`` when that is given (then ``lr``, ``momentum`` and
+    ``weight_decay`` belong to it and must not be passed here).  A last batch smaller than
+    ``batch_size`` is dropped, so every step sees exactly ``batch_size`` examples (batch norm's
+    statistics need a known batch size).
     """
     check_int(epochs, "epochs", low=1)
     check_int(batch_size, "batch_size", low=1)
+    if make_optimizer is None and lr is None:
+        raise ValueError("lr is required unless make_optimizer is given")
+    if make_optimizer is not None and (lr is not None or momentum != 0.9 or weight_decay != 0.0):
+        raise ValueError("with make_optimizer, give lr, momentum and weight_decay to the optimizer it builds")
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"images and labels must have the same length, got {images.shape[0]} and "
                          f"{labels.shape[0]}")
     if batch_size > images.shape[0]:
         raise ValueError(f"batch_size={batch_size} exceeds the {images.shape[0]} training examples")
     gen = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if make_optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    else:
+        optimizer = make_optimizer(model.parameters())
     steps = images.shape[0] // batch_size
     losses = []
     model.train()

@@ -3,14 +3,17 @@
 Each is a ``torch.optim.Optimizer`` subclass, so ``zero_grad``, ``state_dict``,
 ``load_state_dict`` and torch's learning-rate schedulers work unchanged; the updates run on
 all parameters of a group at once with ``torch._foreach_*`` operations.  ``Newton`` (full
-Hessian, small problems only) and ``minibatch_sgd`` (the notes' epoch loop) complete the chapter.
+Hessian, small problems only) and ``minibatch_sgd`` (the notes' epoch loop) complete the chapter, and
+``landscapes`` has the test functions (quadratics, Rosenbrock) and the path an optimizer takes on one.
 """
 
 from visarch.optim.adagrad import Adagrad
 from visarch.optim.adam import Adam, AdamW
+from visarch.optim.landscapes import Quadratic, rosenbrock, trajectory
 from visarch.optim.minibatch import minibatch_sgd
 from visarch.optim.newton import Newton, hessian
 from visarch.optim.rmsprop import RMSprop
 from visarch.optim.sgd import SGD
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Newton", "hessian", "minibatch_sgd"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Newton", "hessian", "minibatch_sgd", "Quadratic",
+           "rosenbrock", "trajectory"]
