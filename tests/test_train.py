@@ -56,6 +56,15 @@ def test_make_optimizer_is_used():
     assert adam != default and adam[1] < adam[0]
 
 
+def test_on_epoch_end_sees_every_epoch_and_the_optimizer():
+    images, labels = digits("train")
+    seen = []
+    losses = train_classifier(linear_model(0), images, labels, epochs=3, batch_size=64, lr=0.1,
+                              on_epoch_end=lambda epoch, opt: seen.append((epoch, type(opt).__name__)))
+    assert seen == [(0, "SGD"), (1, "SGD"), (2, "SGD")]
+    assert losses == train_classifier(linear_model(0), images, labels, epochs=3, batch_size=64, lr=0.1)
+
+
 def test_accuracy_counts_argmax_hits():
     labels = torch.arange(10).repeat(3)
     images = torch.zeros(30, 1, 2, 2)

@@ -16,14 +16,15 @@ __all__ = ["accuracy", "train_classifier"]
 
 
 def train_classifier(model, images, labels, *, epochs, batch_size, lr=None, momentum=0.9, weight_decay=0.0,
-                     make_optimizer=None, seed=0, progress=False):
+                     make_optimizer=None, seed=0, progress=False, on_epoch_end=None):
     """Minimise cross-entropy over shuffled mini-batches; return each epoch's mean loss.
 
     The optimizer is ``torch.optim.SGD(lr=lr, momentum=momentum, weight_decay=weight_decay)``,
     or ``make_optimizer(model.parameters())`` when that is given (then ``lr``, ``momentum`` and
     ``weight_decay`` belong to it and must not be passed here).  A last batch smaller than
     ``batch_size`` is dropped, so every step sees exactly ``batch_size`` examples (batch norm's
-    statistics need a known batch size).
+    statistics need a known batch size).  ``on_epoch_end(epoch, optimizer)``, if given, is called
+    after every epoch (0-based), for instance to read the optimizer's state as training goes.
     """
     check_int(epochs, "epochs", low=1)
     check_int(batch_size, "batch_size", low=1)
@@ -55,6 +56,8 @@ def train_classifier(model, images, labels, *, epochs, batch_size, lr=None, mome
             optimizer.step()
             total += loss.item()
         losses.append(total / steps)
+        if on_epoch_end is not None:
+            on_epoch_end(len(losses) - 1, optimizer)
     return losses
 
 
