@@ -10,6 +10,9 @@ What this file proves, against torch's own optimizers as the independent referen
   ``maximize``;
 * ``state_dict`` round-trips: an optimizer rebuilt from a saved state (ours or torch's)
   continues exactly where the saved one would have;
+* updating a group a few tensors at a time (cache-sized chunks) changes nothing: with a chunk
+  limit so small that every tensor is its own chunk the trajectories are still torch's, and the
+  chunks partition the tensors in order within the byte limit;
 * torch's learning-rate schedulers drive them as they drive torch's optimizers;
 * the default hyperparameters are torch's, and bad hyperparameters raise torch's exception type
   with a message naming the violated condition.
@@ -21,11 +24,12 @@ import inspect
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
 import visarch.optim as vo
+from visarch.optim import _base
 
 TOL = {"rtol": 1e-9, "atol": 1e-12}
 STEPS = 120
@@ -129,6 +133,30 @@ def test_same_trajectory_as_torch(ours, theirs, kwargs_strategy, data):
         for name in got:
             assert_close(got[name], want[name], **TOL, msg=lambda m, s=step, n=name: f"step {s}, {n}: {m}")
     assert torch.equal(mine[-1]["frozen"], problem.start["frozen"])  # no gradient, never moved
+
+
+@pytest.mark.parametrize("ours, theirs, kwargs_strategy", CASES)
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_one_tensor_per_chunk_is_still_torchs_trajectory(ours, theirs, kwargs_strategy, data, monkeypatch):
+    monkeypatch.setattr(_base, "CHUNK_BYTES", 1)  # every tensor alone (same for every example)
+    assert [len(c) for c in _base.cache_sized_chunks([torch.zeros(2)] * 3)] == [1, 1, 1]
+    kwargs = data.draw(kwargs_strategy, label="kwargs")
+    problem = Problem(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    mine, _, _ = run(ours, kwargs, problem, 40)
+    reference, _, _ = run(theirs, kwargs, problem, 40)
+    for got, want in zip(mine, reference, strict=True):
+        for name in got:
+            assert_close(got[name], want[name], **TOL)
+
+
+def test_chunks_partition_in_order_within_the_limit():
+    tensors = [torch.zeros(n) for n in (3, 1, 10, 2, 2, 50, 1)]  # float32: 4 bytes an entry
+    chunks = list(_base.cache_sized_chunks(tensors, limit=40))
+    assert [i for c in chunks for i in c] == list(range(len(tensors)))
+    for c in chunks:
+        assert len(c) == 1 or sum(4 * tensors[i].numel() for i in c) <= 40
+    assert chunks == [[0, 1], [2], [3, 4], [5], [6]]
 
 
 @pytest.mark.parametrize("ours, theirs, kwargs_strategy", CASES)

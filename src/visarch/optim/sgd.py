@@ -44,19 +44,32 @@ class SGD(GroupOptimizer):
         return {"momentum_buffer": None}
 
     def _update(self, group, params, grads, states):
+        # Every term is added in place: a new tensor the size of the parameters costs page faults
+        # that dominate a step on a large model, so g + lambda theta is never formed on its own.
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-        if wd:
-            grads = torch._foreach_add(grads, params, alpha=wd)  # g + lambda theta
-        if mu:
-            fresh = [s["momentum_buffer"] is None for s in states]
-            for s, g, new in zip(states, grads, fresh, strict=True):
-                if new:  # first step of this parameter: b_1 = g_1
-                    s["momentum_buffer"] = g.clone()
-            old = [s["momentum_buffer"] for s, new in zip(states, fresh, strict=True) if not new]
-            if old:
-                old_g = [g for g, new in zip(grads, fresh, strict=True) if not new]
-                torch._foreach_mul_(old, mu)
-                torch._foreach_add_(old, old_g, alpha=1 - group["dampening"])  # mu b + (1 - tau) g
-            buffers = [s["momentum_buffer"] for s in states]
-            grads = torch._foreach_add(grads, buffers, alpha=mu) if group["nesterov"] else buffers
-        torch._foreach_add_(params, grads, alpha=-lr)  # theta - eta d
+        if not mu:
+            if wd:
+                torch._foreach_mul_(params, 1 - lr * wd)  # theta - eta lambda theta ...
+            torch._foreach_add_(params, grads, alpha=-lr)  # ... - eta g
+            return
+        damp = 1 - group["dampening"]
+        fresh = [s["momentum_buffer"] is None for s in states]
+        for s, g, p, new in zip(states, grads, params, fresh, strict=True):
+            if new:  # first step of this parameter: b_1 = g_1 (+ lambda theta_1), undamped
+                s["momentum_buffer"] = g.clone() if not wd else torch.add(g, p, alpha=wd)
+        old = [s["momentum_buffer"] for s, new in zip(states, fresh, strict=True) if not new]
+        if old:
+            old_g = [g for g, new in zip(grads, fresh, strict=True) if not new]
+            torch._foreach_mul_(old, mu)
+            torch._foreach_add_(old, old_g, alpha=damp)  # mu b + (1 - tau) g ...
+            if wd:
+                old_p = [p for p, new in zip(params, fresh, strict=True) if not new]
+                torch._foreach_add_(old, old_p, alpha=damp * wd)  # ... + (1 - tau) lambda theta
+        buffers = [s["momentum_buffer"] for s in states]
+        if group["nesterov"]:  # d = g + lambda theta + mu b, one term at a time
+            if wd:
+                torch._foreach_mul_(params, 1 - lr * wd)
+            torch._foreach_add_(params, grads, alpha=-lr)
+            torch._foreach_add_(params, buffers, alpha=-lr * mu)
+        else:
+            torch._foreach_add_(params, buffers, alpha=-lr)  # theta - eta b
