@@ -1,0 +1,62 @@
+"""The model registry: a name -> (config class, builder) table with helpful errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+
+from torch import nn
+
+_MODELS: dict[str, tuple[type, Callable[..., nn.Module], dict]] = {}
+
+
+def register(name: str, config_cls: type, **preset):
+    """Decorator: register ``builder(config) -> nn.Module`` as ``name``, with config fields ``preset``.
+
+    Several names may share one builder and config class with different presets (ResNet-50
+    for CIFAR and for ImageNet, ViT-B and ViT-L, ...).
+    """
+    if not dataclasses.is_dataclass(config_cls):
+        raise TypeError(f"config_cls must be a dataclass, got {config_cls!r}")
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = set(preset) - fields
+    if unknown:
+        raise TypeError(f"preset for {name!r} sets unknown config fields {sorted(unknown)}")
+
+    def decorate(builder):
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        _MODELS[name] = (config_cls, builder, preset)
+        return builder
+
+    return decorate
+
+
+def list_models() -> list[str]:
+    """The registered names, sorted."""
+    return sorted(_MODELS)
+
+
+def _lookup(name):
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint} (known: {', '.join(list_models())})")
+    return _MODELS[name]
+
+
+def get_config(name: str, **overrides):
+    """The config ``create(name, **overrides)`` would build from."""
+    config_cls, _, preset = _lookup(name)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise TypeError(f"{name!r} has no config fields {sorted(unknown)}; its fields are {sorted(fields)}")
+    return config_cls(**{**preset, **overrides})
+
+
+def create(name: str, **overrides) -> nn.Module:
+    """Build the model ``name``; keyword arguments override fields of its config."""
+    _, builder, _ = _lookup(name)
+    return builder(get_config(name, **overrides))
