@@ -6,8 +6,14 @@ For every name in ``visarch.models.list_models()``:
 * a backward pass gives every parameter a non-zero gradient (nothing is dead or detached);
 * two builds under the same seed have identical weights and outputs;
 * the parameter count is exact against an independent number: a published count (torchvision's
-  ResNet-50: 25,557,032) or a closed form derived here from the architecture, never the
-  model's own count.
+  ResNet-50: 25,557,032; ViT-B/16, L/16 and H/14: 86,567,656, 304,326,632 and 632,045,800) or a
+  closed form derived here from the architecture, never the model's own count.  The closed forms
+  are themselves checked against the published counts.
+
+The count is taken at the registered configuration, built on the ``meta`` device (no memory);
+the behavioural checks run on the registered configuration too, except for the three published
+ViTs, which run them on 2 x 2 patches (32 x 32 or 28 x 28 images) and two blocks (the same builder, layers and shapes
+per block) so that a CPU test does not train a 632-million-parameter model.
 
 A model added to the registry without an expected count here fails ``test_every_model_is_covered``.
 """
@@ -35,10 +41,29 @@ def bottleneck_resnet_count(blocks, width, stem_params, num_classes, in_channels
     return total + (0 if num_classes is None else channels * num_classes + num_classes)
 
 
-EXPECTED = {  # name -> (input shape, output shape, parameter count from an independent source)
-    "resnet50": ((2, 3, 32, 32), (2, 1000), 25_557_032),  # published (torchvision resnet50)
+def vit_count(*, patch, dim, depth, mlp, classes, tokens, learned_pos, embed_norm, channels=3):
+    """Parameters of a ViT, from the architecture (linear layers and LayerNorms with biases)."""
+    block = 2 * 2 * dim + (3 * dim * dim + 3 * dim) + (dim * dim + dim) + (dim * mlp + mlp) + (mlp * dim + dim)
+    return (channels * patch * patch * dim + dim  # patch embedding
+            + dim  # class token
+            + (tokens * dim if learned_pos else 0) + (2 * dim if embed_norm else 0)
+            + depth * block + 2 * dim  # blocks, final LayerNorm
+            + dim * classes + classes)  # head
+
+
+def small_vit(patch):  # for the behavioural checks of the published ViTs: 2 x 2 patches, two blocks
+    return {"image_size": 2 * patch, "depth": 2}
+
+
+EXPECTED = {  # name -> (input shape, output shape, parameter count from an independent source, overrides)
+    "resnet50": ((2, 3, 32, 32), (2, 1000), 25_557_032, {}),  # published (torchvision resnet50)
     "resnet50_cifar": ((2, 3, 32, 32), (2, 10), bottleneck_resnet_count(
-        (3, 4, 6, 3), 64, stem_params=3 * 64 * 9 + 2 * 64, num_classes=10)),  # 3x3 stem conv and its BN
+        (3, 4, 6, 3), 64, stem_params=3 * 64 * 9 + 2 * 64, num_classes=10), {}),  # 3x3 stem conv and its BN
+    "vit": ((2, 3, 32, 32), (2, 10), vit_count(patch=4, dim=192, depth=6, mlp=768, classes=10, tokens=65,
+                                               learned_pos=False, embed_norm=True), {}),
+    "vit_b_16": ((2, 3, 32, 32), (2, 1000), 86_567_656, small_vit(16)),  # published (ViT paper, torchvision)
+    "vit_l_16": ((2, 3, 32, 32), (2, 1000), 304_326_632, small_vit(16)),
+    "vit_h_14": ((2, 3, 28, 28), (2, 1000), 632_045_800, small_vit(14)),
 }
 
 
@@ -46,17 +71,24 @@ def test_every_model_is_covered():
     assert sorted(EXPECTED) == list_models()
 
 
-def test_the_closed_form_reproduces_the_published_imagenet_count():
-    # the same formula with the 7x7 stem and 1000 classes gives torchvision's number
+def test_the_closed_forms_reproduce_the_published_counts():
+    # the ResNet formula with the 7x7 stem and 1000 classes gives torchvision's number
     assert bottleneck_resnet_count((3, 4, 6, 3), 64, stem_params=3 * 64 * 49 + 2 * 64, num_classes=1000) == 25_557_032
+    # the ViT formula with the paper's table 1 gives the published counts
+    published = {(16, 768, 12, 3072): 86_567_656, (16, 1024, 24, 4096): 304_326_632, (14, 1280, 32, 5120): 632_045_800}
+    for (patch, dim, depth, mlp), count in published.items():
+        tokens = 1 + (224 // patch) ** 2
+        assert vit_count(patch=patch, dim=dim, depth=depth, mlp=mlp, classes=1000, tokens=tokens,
+                         learned_pos=True, embed_norm=False) == count
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_registry_model(name):
-    input_shape, output_shape, count = EXPECTED[name]
+    input_shape, output_shape, count, overrides = EXPECTED[name]
+    with torch.device("meta"):
+        assert sum(p.numel() for p in create(name).parameters()) == count
     torch.manual_seed(0)
-    model = create(name)
-    assert sum(p.numel() for p in model.parameters()) == count
+    model = create(name, **overrides)
     x = torch.randn(input_shape, generator=torch.Generator().manual_seed(1))
     out = model(x)
     assert out.shape == output_shape and torch.isfinite(out).all()
@@ -64,7 +96,7 @@ def test_registry_model(name):
     dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, f"parameters without gradient: {dead[:5]}"
     torch.manual_seed(0)
-    again = create(name)
+    again = create(name, **overrides)
     for (n, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
         if n.endswith(("running_mean", "running_var", "num_batches_tracked")):
             continue  # the first model's statistics moved during its forward pass
@@ -81,6 +113,10 @@ def test_registry_model(name):
     (lambda: create("resnet50", blocks=()), ValueError, r"blocks must be a non-empty tuple"),
     (lambda: create("resnet50", num_classes=0), ValueError, r"num_classes must be None or a positive int"),
     (lambda: create("resnet50_cifar")(torch.zeros(1, 1, 8, 8)), ValueError, r"input must be \[B, 3, H, W\]"),
+    (lambda: create("vit", image_size=30), ValueError, r"image size 30 is not divisible by the patch size 4"),
+    (lambda: create("vit", heads=5), ValueError, r"embedding size D=192 is not divisible by the number of heads K=5"),
+    (lambda: create("vit", pos_embedding="rotary"), ValueError, r"pos_embedding must be 'sinusoidal' or 'learned'"),
+    (lambda: create("vit")(torch.zeros(1, 3, 28, 28)), ValueError, r"input must be \[B, 3, 32, 32\]"),
 ])
 def test_bad_requests(call, exc, match):
     with pytest.raises(exc, match=match):
@@ -92,3 +128,34 @@ def test_overrides_reach_the_config():
     features = create("resnet50_cifar", num_classes=None, in_channels=1).eval()
     with torch.no_grad():
         assert features(torch.zeros(2, 1, 8, 8)).shape == (2, 2048)  # the notes' representation
+
+
+def test_vit_patch_embedding_is_the_notes_linear_map_on_flattened_patches():
+    # the notes: x.reshape(C, H', p, W', p).permute(H', W', C, p, p) flattened to [H'W', C p^2], then x U + b
+    torch.manual_seed(0)
+    model = create("vit", pos_embedding="learned", embed_norm=False)
+    x = torch.randn(2, 3, 32, 32)
+    c, p = 3, 4
+    hp = wp = 32 // p
+    chopped = x.reshape(2, c, hp, p, wp, p).permute(0, 2, 4, 1, 3, 5)  # [B, H', W', C, p, p]
+    x_txt = chopped.flatten(3).flatten(1, 2)  # [B, H'W', C p^2]
+    u = model.patch_embedding.weight.flatten(1).T  # [C p^2, D]
+    expected = x_txt @ u + model.patch_embedding.bias
+    tokens = model.embed(x) - model.pos_embedding  # [B, 1 + H'W', D]
+    torch.testing.assert_close(tokens[:, 1:], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(tokens[:, 0], model.class_token[0].expand(2, -1))
+
+
+def test_sinusoidal_embeddings_follow_the_formula():
+    import math
+
+    from visarch.models.vit import sinusoidal_embeddings
+
+    table = sinusoidal_embeddings(7, 6)
+    for t in range(7):
+        for i in range(3):
+            angle = t / 10000 ** (2 * i / 6)
+            assert table[t, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+            assert table[t, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
+    with pytest.raises(ValueError, match="even dimension"):
+        sinusoidal_embeddings(3, 5)

@@ -1,0 +1,161 @@
+r"""The Vision Transformer (Dosovitskiy et al., 2021), as the notes build it and in the published layouts.
+
+An image ``[B, C, H, W]`` is cut into :math:`H'W'` patches of :math:`p \times p` pixels
+(:math:`H' = H/p`, :math:`W' = W/p`); each flattened patch, a vector of :math:`Cp^2` numbers, is
+mapped linearly to D dimensions.  That linear map on non-overlapping patches *is* a convolution
+with kernel size and stride p, which is how it is computed here.  A learned class token is put in
+front of the sequence, position embeddings are added, and L pre-norm encoder blocks follow:
+
+.. math::
+
+    z \leftarrow x + \mathrm{MHSA}(\mathrm{LN}(x)), \qquad
+    y \leftarrow z + \mathrm{MLP}(\mathrm{LN}(z)), \qquad
+    \mathrm{MLP}(z) = W_2\,\mathrm{GELU}(W_1 z + b_1) + b_2 .
+
+The class token's final state, layer-normalised, goes through a linear head.  Shapes::
+
+    image                      [B, C, H, W]
+    patch embedding (conv p/p) [B, D, H', W'] -> [B, H'W', D]
+    class token prepended      [B, 1 + H'W', D]   (+ position embeddings)
+    L encoder blocks           [B, 1 + H'W', D]
+    head on the class token    [B, num_classes]
+
+The notes add *sinusoidal* position embeddings and normalise the embedded sequence once
+(``pos_embedding="sinusoidal", embed_norm=True``, the ``vit`` preset); the published ViT-B/16,
+ViT-L/16 and ViT-H/14 learn their position embeddings and have 86,567,656, 304,326,632 and
+632,045,800 parameters at 224 x 224 pixels and 1000 classes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from visarch.models.registry import register
+
+__all__ = ["EncoderBlock", "ViT", "ViTConfig", "sinusoidal_embeddings"]
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    image_size: int = 32  # H = W of the input image, divisible by patch_size
+    patch_size: int = 4  # p: patches of p x p pixels
+    in_channels: int = 3  # C
+    dim: int = 192  # D, the embedding size
+    depth: int = 6  # L, encoder blocks
+    heads: int = 3  # K; each head has D / K dimensions
+    mlp_dim: int = 768  # hidden size of each block's MLP (4 D, as in the paper)
+    num_classes: int = 10  # outputs of the head on the class token
+    pos_embedding: str = "sinusoidal"  # "sinusoidal" (the notes, no parameters) or "learned" (the paper)
+    embed_norm: bool = True  # the notes' LayerNorm on the embedded sequence before the first block
+    eps: float = 1e-6  # LayerNorm epsilon of the published models
+
+    def __post_init__(self):
+        for name in ("image_size", "patch_size", "in_channels", "dim", "depth", "heads", "mlp_dim", "num_classes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image size {self.image_size} is not divisible by the patch size {self.patch_size}")
+        if self.dim % self.heads:
+            raise ValueError(f"embedding size D={self.dim} is not divisible by the number of heads K={self.heads}")
+        if self.pos_embedding not in ("sinusoidal", "learned"):
+            raise ValueError(f"pos_embedding must be 'sinusoidal' or 'learned', got {self.pos_embedding!r}")
+
+    @property
+    def tokens(self) -> int:
+        """Sequence length: the class token and H'W' patches."""
+        return 1 + (self.image_size // self.patch_size) ** 2
+
+
+def sinusoidal_embeddings(length: int, dim: int) -> torch.Tensor:
+    r"""Vaswani et al.'s position embeddings ``[length, dim]``: :math:`\sin` and :math:`\cos` of
+    :math:`t / 10000^{2i/D}` in the even and odd entries (``dim`` must be even)."""
+    if dim % 2:
+        raise ValueError(f"sinusoidal embeddings need an even dimension, got {dim}")
+    t = torch.arange(length, dtype=torch.float64)[:, None]  # [T, 1]
+    frequencies = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # [D/2]
+    table = torch.zeros(length, dim, dtype=torch.float64)
+    table[:, 0::2], table[:, 1::2] = torch.sin(t * frequencies), torch.cos(t * frequencies)
+    return table.float()
+
+
+class EncoderBlock(nn.Module):
+    """One pre-norm transformer encoder block on ``[B, T, D]``."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, *, eps: float = 1e-6):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.qkv = nn.Linear(dim, 3 * dim)  # queries, keys and values of all heads at once
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+
+    def attention(self, x: torch.Tensor, *, weights: bool = False):
+        """Multi-head self-attention of ``x`` ``[B, T, D]``; with ``weights``, also the maps ``[B, K, T, T]``."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # [B, K, T, d]
+        if weights:
+            maps = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d // self.heads), dim=-1)  # [B, K, T, T]
+            out = maps @ v
+        else:
+            maps, out = None, F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, t, d)), maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x + self.attention(self.norm1(x))[0]  # [B, T, D]
+        return z + self.mlp(self.norm2(z))
+
+
+class ViT(nn.Module):
+    """Patch embedding, class token, position embeddings, encoder blocks, head."""
+
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.patch_embedding = nn.Conv2d(c.in_channels, c.dim, c.patch_size, stride=c.patch_size)  # U, b
+        self.class_token = nn.Parameter(torch.zeros(1, 1, c.dim))
+        if c.pos_embedding == "learned":
+            self.pos_embedding = nn.Parameter(torch.empty(1, c.tokens, c.dim).normal_(std=0.02))
+        else:
+            self.register_buffer("pos_embedding", sinusoidal_embeddings(c.tokens, c.dim)[None], persistent=False)
+        self.embed_norm = nn.LayerNorm(c.dim, eps=c.eps) if c.embed_norm else nn.Identity()
+        self.blocks = nn.ModuleList(EncoderBlock(c.dim, c.heads, c.mlp_dim, eps=c.eps) for _ in range(c.depth))
+        self.norm = nn.LayerNorm(c.dim, eps=c.eps)
+        self.head = nn.Linear(c.dim, c.num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The image ``[B, C, H, W]`` as the encoder's input sequence ``[B, 1 + H'W', D]``."""
+        c = self.config
+        if x.dim() != 4 or tuple(x.shape[1:]) != (c.in_channels, c.image_size, c.image_size):
+            raise ValueError(f"input must be [B, {c.in_channels}, {c.image_size}, {c.image_size}], "
+                             f"got {tuple(x.shape)}")
+        patches = self.patch_embedding(x).flatten(2).transpose(1, 2)  # [B, H'W', D]
+        tokens = torch.cat([self.class_token.expand(x.shape[0], -1, -1), patches], dim=1)  # [B, T, D]
+        return self.embed_norm(tokens + self.pos_embedding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.embed(x)
+        for block in self.blocks:
+            z = block(z)  # [B, T, D]
+        return self.head(self.norm(z[:, 0]))  # the class token: [B, num_classes]
+
+
+# The published layouts (Dosovitskiy et al., 2021, table 1): learned position embeddings, no
+# normalisation of the embedded sequence, 224 x 224 images, 1000 classes.
+PUBLISHED = {"pos_embedding": "learned", "embed_norm": False, "image_size": 224, "num_classes": 1000}
+
+
+@register("vit", ViTConfig)
+@register("vit_b_16", ViTConfig, patch_size=16, dim=768, depth=12, heads=12, mlp_dim=3072, **PUBLISHED)
+@register("vit_l_16", ViTConfig, patch_size=16, dim=1024, depth=24, heads=16, mlp_dim=4096, **PUBLISHED)
+@register("vit_h_14", ViTConfig, patch_size=14, dim=1280, depth=32, heads=16, mlp_dim=5120, **PUBLISHED)
+def build_vit(config: ViTConfig) -> ViT:
+    """ViT (Dosovitskiy et al., 2021): ``vit`` is the notes' small version for 32 x 32 images."""
+    return ViT(config)
