@@ -51,19 +51,46 @@ def vit_count(*, patch, dim, depth, mlp, classes, tokens, learned_pos, embed_nor
             + dim * classes + classes)  # head
 
 
+def notes_unet_count(d=256):
+    """The notes' U-Net (appendix B.2), summed line by line from their listing."""
+    def res(c_in, c_out):  # GN, 3x3 conv, context linear, GN, 3x3 conv, 1x1 shortcut if C != C'
+        shortcut = c_in * c_out + c_out if c_in != c_out else 0
+        return 2 * c_in + 9 * c_in * c_out + c_out + d * c_out + c_out + 2 * c_out + 9 * c_out**2 + c_out + shortcut
+
+    def attn(c):  # AttnOriginal with D = C: query, key, value and output maps, each with a bias
+        return 4 * c * c + 4 * c
+
+    def conv3(c_in, c_out):
+        return 9 * c_in * c_out + c_out
+
+    def tconv(c):  # F = 4
+        return 16 * c * c + c
+
+    descend = (conv3(3, 64) + 2 * res(64, 64) + conv3(64, 64) + res(64, 128) + res(128, 128) + conv3(128, 128)
+               + res(128, 256) + res(256, 256) + 2 * attn(256) + conv3(256, 256)
+               + res(256, 1024) + res(1024, 1024) + 2 * attn(1024))
+    middle = 2 * res(1024, 1024) + attn(1024)  # y13
+    ascend = (2 * (res(2048, 1024) + attn(1024)) + res(1280, 256) + attn(256) + tconv(256)  # y12, y11, y10
+              + 2 * (res(512, 256) + attn(256)) + res(384, 128) + attn(128) + tconv(128)  # y9, y8, y7
+              + 2 * res(256, 128) + res(192, 64) + tconv(64)  # y6, y5, y4
+              + 3 * res(128, 64))  # y3, y2, y1
+    return descend + middle + ascend + 2 * 64 + conv3(64, 3)  # final GroupNorm and convolution
+
+
 def small_vit(patch):  # for the behavioural checks of the published ViTs: 2 x 2 patches, two blocks
     return {"image_size": 2 * patch, "depth": 2}
 
 
-EXPECTED = {  # name -> (input shape, output shape, parameter count from an independent source, overrides)
-    "resnet50": ((2, 3, 32, 32), (2, 1000), 25_557_032, {}),  # published (torchvision resnet50)
-    "resnet50_cifar": ((2, 3, 32, 32), (2, 10), bottleneck_resnet_count(
+EXPECTED = {  # name -> (input shapes, output shape, parameter count from an independent source, overrides)
+    "resnet50": (((2, 3, 32, 32),), (2, 1000), 25_557_032, {}),  # published (torchvision resnet50)
+    "resnet50_cifar": (((2, 3, 32, 32),), (2, 10), bottleneck_resnet_count(
         (3, 4, 6, 3), 64, stem_params=3 * 64 * 9 + 2 * 64, num_classes=10), {}),  # 3x3 stem conv and its BN
-    "vit": ((2, 3, 32, 32), (2, 10), vit_count(patch=4, dim=192, depth=6, mlp=768, classes=10, tokens=65,
+    "unet": (((2, 3, 32, 32), (2, 256)), (2, 3, 32, 32), notes_unet_count(), {}),  # image and context u
+    "vit": (((2, 3, 32, 32),), (2, 10), vit_count(patch=4, dim=192, depth=6, mlp=768, classes=10, tokens=65,
                                                learned_pos=False, embed_norm=True), {}),
-    "vit_b_16": ((2, 3, 32, 32), (2, 1000), 86_567_656, small_vit(16)),  # published (ViT paper, torchvision)
-    "vit_l_16": ((2, 3, 32, 32), (2, 1000), 304_326_632, small_vit(16)),
-    "vit_h_14": ((2, 3, 28, 28), (2, 1000), 632_045_800, small_vit(14)),
+    "vit_b_16": (((2, 3, 32, 32),), (2, 1000), 86_567_656, small_vit(16)),  # published (ViT paper, torchvision)
+    "vit_l_16": (((2, 3, 32, 32),), (2, 1000), 304_326_632, small_vit(16)),
+    "vit_h_14": (((2, 3, 28, 28),), (2, 1000), 632_045_800, small_vit(14)),
 }
 
 
@@ -84,13 +111,15 @@ def test_the_closed_forms_reproduce_the_published_counts():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_registry_model(name):
-    input_shape, output_shape, count, overrides = EXPECTED[name]
+    input_shapes, output_shape, count, overrides = EXPECTED[name]
     with torch.device("meta"):
         assert sum(p.numel() for p in create(name).parameters()) == count
+    gen = torch.Generator().manual_seed(1)
+    inputs = [torch.randn(shape, generator=gen) for shape in input_shapes]
     torch.manual_seed(0)
     model = create(name, **overrides)
-    x = torch.randn(input_shape, generator=torch.Generator().manual_seed(1))
-    out = model(x)
+    torch.manual_seed(2)  # dropout draws from the global generator
+    out = model(*inputs)
     assert out.shape == output_shape and torch.isfinite(out).all()
     out.square().mean().backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -101,8 +130,9 @@ def test_registry_model(name):
         if n.endswith(("running_mean", "running_var", "num_batches_tracked")):
             continue  # the first model's statistics moved during its forward pass
         assert torch.equal(a, b), n
+    torch.manual_seed(2)
     with torch.no_grad():
-        assert torch.equal(again(x), out.detach())  # same weights, same batch, training mode: same output
+        assert torch.equal(again(*inputs), out.detach())  # same weights, same batch, same dropout: same output
 
 
 @pytest.mark.parametrize("call, exc, match", [
@@ -117,6 +147,13 @@ def test_registry_model(name):
     (lambda: create("vit", heads=5), ValueError, r"embedding size D=192 is not divisible by the number of heads K=5"),
     (lambda: create("vit", pos_embedding="rotary"), ValueError, r"pos_embedding must be 'sinusoidal' or 'learned'"),
     (lambda: create("vit")(torch.zeros(1, 3, 28, 28)), ValueError, r"input must be \[B, 3, 32, 32\]"),
+    (lambda: create("unet", channels=(64, 100, 256, 1024)), ValueError,
+     r"100 channels are not divisible by the 32 groups of GroupNorm"),
+    (lambda: create("unet", attention=(True,)), ValueError, r"one entry per resolution"),
+    (lambda: create("unet", channels=(32, 64), attention=(False, True))(torch.zeros(1, 3, 9, 8), torch.zeros(1, 256)),
+     ValueError, r"H and W divisible by 2"),
+    (lambda: create("unet", channels=(32, 64), attention=(False, True))(torch.zeros(1, 3, 8, 8), torch.zeros(1, 7)),
+     ValueError, r"u must be \[B, d\] = \[1, 256\]"),
 ])
 def test_bad_requests(call, exc, match):
     with pytest.raises(exc, match=match):
