@@ -1,8 +1,9 @@
 """Optimizers with the constructor arguments, defaults and state of ``torch.optim`` (Optimizers chapter).
 
 Each is a ``torch.optim.Optimizer`` subclass, so ``zero_grad``, ``state_dict``,
-``load_state_dict`` and torch's learning-rate schedulers work unchanged; the updates run on
-all parameters of a group at once with ``torch._foreach_*`` operations.  ``Newton`` (full
+``load_state_dict`` and torch's learning-rate schedulers work unchanged; the updates run with
+``torch._foreach_*`` operations on a few MiB of a group's parameters at a time (so that each
+pass finds them in cache).  ``Newton`` (full
 Hessian, small problems only) and ``minibatch_sgd`` (the notes' epoch loop) complete the chapter, and
 ``landscapes`` has the test functions (quadratics, Rosenbrock) and the path an optimizer takes on one.
 """

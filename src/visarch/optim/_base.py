@@ -59,7 +59,7 @@ class GroupOptimizer(torch.optim.Optimizer):
 
     A subclass says what a parameter's state starts as (``_init_state``) and how one group's
     parameters, gradients and states change in one step (``_update``, with ``torch._foreach_*``
-    operations over the group's lists).
+    operations over lists of them); ``step`` calls it on cache-sized chunks of each group.
     """
 
     def _init_state(self, group, p):
