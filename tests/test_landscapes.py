@@ -2,6 +2,7 @@
 
 * ``Quadratic`` is ``0.5 (t - t*)^T A (t - t*)``: its autograd gradient is ``A (t - t*)``, its
   condition number the ratio of ``numpy``'s extreme eigenvalues; bad Hessians are refused;
+* ``gradient`` is the same closed form, detached;
 * ``rosenbrock`` is 0 at ``(a, a^2)``, and its gradient is the closed form of the textbook;
 * ``trajectory`` with plain SGD reproduces the hand-written iteration ``t <- t - lr A (t - t*)``,
   with torch's and with visarch's optimizers alike, and a Newton step lands on a quadratic's minimum.
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from visarch.optim import SGD, Newton, Quadratic, rosenbrock, trajectory
+from visarch.optim import SGD, Newton, Quadratic, gradient, rosenbrock, trajectory
 
 
 def random_quadratic(seed, d=4):
@@ -26,6 +27,9 @@ def test_quadratic_value_gradient_and_condition(seed):
     theta = torch.randn(4, dtype=torch.float64, generator=torch.Generator().manual_seed(99 + seed)).requires_grad_()
     (grad,) = torch.autograd.grad(f(theta), theta)
     torch.testing.assert_close(grad, f.hessian @ (theta.detach() - f.minimum))
+    by_helper = gradient(f, theta)
+    torch.testing.assert_close(by_helper, f.hessian @ (theta.detach() - f.minimum))
+    assert not by_helper.requires_grad and theta.grad is None
     assert f(f.minimum).item() == 0.0
     eig = np.linalg.eigvalsh(f.hessian.numpy())
     assert f.condition_number == pytest.approx(eig[-1] / eig[0], rel=1e-12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.colors import to_rgba
 from matplotlib.patches import Rectangle
 
@@ -176,6 +177,13 @@ def normalization_axes(n=4, c=6, pixels=4, *, groups=2, entry=(3, 0)):
     return fig
 
 
+def _figure_and_axes(ax, figsize):
+    """The axes to draw on (a new figure of ``figsize`` when ``ax`` is None) and their figure."""
+    if ax is None:
+        return plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
 def optimizer_paths(loss, paths, *, extent, levels=20, log_levels=True, ax=None, title=None):
     """Contours of a 2-D ``loss`` and the iterates of each optimizer drawn over them.
 
@@ -185,22 +193,14 @@ def optimizer_paths(loss, paths, *, extent, levels=20, log_levels=True, ax=None,
     With ``log_levels`` the contour levels are spaced evenly in the logarithm of the loss above
     its smallest grid value, so a long flat valley stays visible.  Returns the figure.
     """
-    import torch
-
     x_min, x_max, y_min, y_max = extent
     xs, ys = torch.linspace(x_min, x_max, 200, dtype=torch.float64), torch.linspace(y_min, y_max, 200,
                                                                                      dtype=torch.float64)
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # [200, 200, 2], rows follow y
     values = loss(grid).numpy()
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    else:
-        fig = ax.figure
-    if log_levels:
-        low = values.min()
-        ax.contour(xs.numpy(), ys.numpy(), np.log10(values - low + 1e-3), levels=levels, cmap="Greys", linewidths=0.6)
-    else:
-        ax.contour(xs.numpy(), ys.numpy(), values, levels=levels, cmap="Greys", linewidths=0.6)
+    fig, ax = _figure_and_axes(ax, (5.2, 4.2))
+    shown = np.log10(values - values.min() + 1e-3) if log_levels else values
+    ax.contour(xs.numpy(), ys.numpy(), shown, levels=levels, cmap="Greys", linewidths=0.6)
     for label, path in paths.items():
         path = path.detach().numpy()
         ax.plot(path[:, 0], path[:, 1], marker="o", markersize=2.2, lw=1.1, label=label)
@@ -219,10 +219,7 @@ def loss_curves(curves, *, xlabel="step", ylabel="loss", log=True, ax=None, titl
 
     Returns the figure.
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (5.2, 3.6))
     for label, values in curves.items():
         values = np.asarray(values, dtype=float)
         ax.plot(np.arange(len(values)), values, lw=1.3, label=label)

@@ -99,7 +99,6 @@ class ResNet(nn.Module):
             blocks += [Bottleneck(channels, mid, expansion=config.expansion) for _ in range(count - 1)]
             stacks.append(nn.Sequential(*blocks))
         self.stacks = nn.Sequential(*stacks)
-        self.features = channels  # 2048 for ResNet-50
         self.head = nn.Identity() if config.num_classes is None else nn.Linear(channels, config.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,11 +10,11 @@ Hessian, small problems only) and ``minibatch_sgd`` (the notes' epoch loop) comp
 
 from visarch.optim.adagrad import Adagrad
 from visarch.optim.adam import Adam, AdamW
-from visarch.optim.landscapes import Quadratic, rosenbrock, trajectory
+from visarch.optim.landscapes import Quadratic, gradient, rosenbrock, trajectory
 from visarch.optim.minibatch import minibatch_sgd
 from visarch.optim.newton import Newton, hessian
 from visarch.optim.rmsprop import RMSprop
 from visarch.optim.sgd import SGD
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Newton", "hessian", "minibatch_sgd", "Quadratic",
-           "rosenbrock", "trajectory"]
+           "gradient", "rosenbrock", "trajectory"]

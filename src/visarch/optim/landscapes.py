@@ -23,7 +23,7 @@ import torch
 from visarch.functional._checks import check_floating, check_int
 from visarch.optim.newton import Newton
 
-__all__ = ["Quadratic", "rosenbrock", "trajectory"]
+__all__ = ["Quadratic", "gradient", "rosenbrock", "trajectory"]
 
 
 class Quadratic:
@@ -83,6 +83,12 @@ def rosenbrock(theta: torch.Tensor, a: float = 1.0, b: float = 100.0) -> torch.T
         raise ValueError(f"rosenbrock takes points [..., 2], got shape {tuple(theta.shape)}")
     x, y = theta[..., 0], theta[..., 1]
     return (a - x) ** 2 + b * (y - x**2) ** 2
+
+
+def gradient(loss: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor) -> torch.Tensor:
+    """The gradient of ``loss`` at the point ``theta``, detached (for writing an update rule by hand)."""
+    theta = theta.detach().requires_grad_()
+    return torch.autograd.grad(loss(theta), theta)[0]
 
 
 def trajectory(make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
