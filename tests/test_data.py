@@ -13,7 +13,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from visarch.data import digits
+from visarch.data import TEST_PHOTOGRAPH, TRAIN_PHOTOGRAPHS, digits, photo_patches, photograph, random_shift
 
 
 def rows(images, labels):
@@ -50,3 +50,71 @@ def test_stratified_and_fixed():
 def test_unknown_split_raises():
     with pytest.raises(ValueError, match=r"split must be 'train' or 'test', got 'valid'"):
         digits("valid")
+
+
+def test_photographs_are_scikit_images_in_grey():
+    from skimage import color, data
+
+    for name in TRAIN_PHOTOGRAPHS + (TEST_PHOTOGRAPH,):
+        raw = getattr(data, name)()
+        grey = photograph(name)
+        assert grey.shape == (1, *raw.shape[:2]) and grey.dtype == torch.float32
+        expected = color.rgb2gray(raw) if raw.ndim == 3 else raw / 255.0
+        assert np.allclose(grey[0].numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("size, stride", [(32, None), (24, 40)])
+def test_patches_are_slices_of_the_training_photographs(size, stride):
+    step = stride or size
+    patches = photo_patches(size, stride=stride)
+    grids = [((h - size) // step + 1, (w - size) // step + 1)
+             for h, w in (photograph(n).shape[1:] for n in TRAIN_PHOTOGRAPHS)]
+    assert patches.shape == (sum(r * c for r, c in grids), 1, size, size)
+    first = photograph(TRAIN_PHOTOGRAPHS[0])[0]
+    rows, cols = grids[0]
+    r, c = rows - 1, cols // 2  # a patch in the last row of the first photograph
+    assert torch.equal(patches[r * cols + c, 0], first[r * step:r * step + size, c * step:c * step + size])
+    last = photograph(TRAIN_PHOTOGRAPHS[-1])[0]
+    assert torch.equal(patches[-1, 0], last[(grids[-1][0] - 1) * step:(grids[-1][0] - 1) * step + size,
+                                            (grids[-1][1] - 1) * step:(grids[-1][1] - 1) * step + size])
+
+
+def test_the_test_photograph_is_held_out():
+    assert TEST_PHOTOGRAPH not in TRAIN_PHOTOGRAPHS
+    train = photo_patches(32).flatten(1)
+    camera = photograph(TEST_PHOTOGRAPH).unfold(1, 32, 32).unfold(2, 32, 32).reshape(-1, 32 * 32)
+    assert torch.cdist(camera, train).min() > 0  # no cameraman tile is among the training patches
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: photograph("lena"), r"unknown photograph 'lena'; the book uses astronaut"),
+    (lambda: photo_patches(0), r"size must be >= 1, got 0"),
+    (lambda: photo_patches(8, stride=0), r"stride must be >= 1, got 0"),
+    (lambda: photo_patches(350), r"size=350 exceeds the \(300, 451\) photograph 'chelsea'"),
+])
+def test_bad_photograph_arguments_raise(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_random_shift_moves_each_image_by_its_own_offset():
+    images = torch.rand(50, 2, 5, 7)
+    shifted = random_shift(images, 2, generator=torch.Generator().manual_seed(0))
+    offsets = torch.randint(0, 5, (50, 2), generator=torch.Generator().manual_seed(0)) - 2
+    seen = set()
+    for image, moved, (dr, dc) in zip(images, shifted, offsets.tolist(), strict=True):
+        expected = torch.zeros_like(image)  # content moves by (-dr, -dc); what leaves the frame is lost
+        src_r, dst_r = slice(max(dr, 0), 5 + min(dr, 0)), slice(max(-dr, 0), 5 + min(-dr, 0))
+        src_c, dst_c = slice(max(dc, 0), 7 + min(dc, 0)), slice(max(-dc, 0), 7 + min(-dc, 0))
+        expected[:, dst_r, dst_c] = image[:, src_r, src_c]
+        assert torch.equal(moved, expected)
+        seen.add((dr, dc))
+    assert len(seen) > 15  # the offsets differ from image to image
+    assert torch.equal(random_shift(images, 0), images)
+
+
+def test_random_shift_refuses_bad_input():
+    with pytest.raises(ValueError, match=r"max_shift must be >= 0, got -1"):
+        random_shift(torch.zeros(1, 1, 4, 4), -1)
+    with pytest.raises(ValueError, match=r"images must be \[N, C, H, W\], got shape \(4, 4\)"):
+        random_shift(torch.zeros(4, 4))

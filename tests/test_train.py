@@ -5,7 +5,10 @@
 * the same seed and initialisation give the same losses, float for float; another seed does not;
 * ``make_optimizer`` replaces the default SGD: an optimizer built from the same parameters gives
   the same losses as the default path with the same hyperparameters;
-* ``accuracy`` is 1 for a model that outputs the one-hot label and 0 for one that never does.
+* ``accuracy`` is 1 for a model that outputs the one-hot label and 0 for one that never does;
+* ``fit`` records what ``evaluate`` returns each epoch, draws the same dropout masks under the same
+  seed without disturbing the caller's random state, steps a scheduler once per optimizer step,
+  and refuses tensors of different lengths.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 from torch import nn
 
 from visarch.data import digits
-from visarch.train import accuracy, train_classifier
+from visarch.train import History, accuracy, fit, train_classifier
 
 
 def linear_model(seed):
@@ -26,7 +29,7 @@ def linear_model(seed):
 def test_loss_falls_and_accuracy_beats_chance():
     images, labels = digits("train")
     model = linear_model(0)
-    losses = train_classifier(model, images, labels, epochs=2, batch_size=32, lr=0.1)
+    losses = train_classifier(model, images, labels, epochs=2, batch_size=32, lr=0.1).loss
     assert len(losses) == 2 and losses[1] < losses[0]
     assert accuracy(model, *digits("test")) > 0.8
 
@@ -53,7 +56,7 @@ def test_make_optimizer_is_used():
     assert built == default
     adam = train_classifier(linear_model(0), images, labels, epochs=2, batch_size=32,
                             make_optimizer=lambda params: torch.optim.Adam(params, lr=0.01))
-    assert adam != default and adam[1] < adam[0]
+    assert adam != default and adam.loss[1] < adam.loss[0]
 
 
 def test_on_epoch_end_sees_every_epoch_and_the_optimizer():
@@ -86,3 +89,55 @@ def test_bad_arguments_raise(kwargs, match):
             "labels": torch.zeros(30, dtype=torch.int64), "epochs": 1, "batch_size": 4, "lr": 0.1}
     with pytest.raises(ValueError, match=match):
         train_classifier(**{**args, **kwargs})
+
+
+def test_fit_records_metrics_each_epoch():
+    images, labels = digits("train")
+    test = digits("test")
+    model = linear_model(0)
+    history = fit(model, lambda m, x, y: nn.functional.cross_entropy(m(x), y), (images, labels), epochs=3,
+                  batch_size=64, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                  evaluate=lambda m: {"test accuracy": accuracy(m, *test)})
+    assert isinstance(history, History) and len(history.loss) == 3
+    assert list(history.metrics) == ["test accuracy"] and len(history.metrics["test accuracy"]) == 3
+    assert history.metrics["test accuracy"][-1] == accuracy(model, *test) > 0.8
+
+
+def dropout_run(seed):
+    """Losses of a model with dropout, built from a fixed initialisation without touching the
+    caller's random state, so that only ``seed`` can change the masks."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(64, 10))
+    images, labels = digits("train")
+    return train_classifier(model, images[:256], labels[:256], epochs=2, batch_size=32, lr=0.1, seed=seed).loss
+
+
+def test_dropout_is_seeded_and_the_callers_random_state_is_kept():
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = dropout_run(1)
+    assert torch.equal(state, torch.random.get_rng_state())  # training drew from a private copy
+    torch.manual_seed(456)  # another caller state changes nothing either
+    assert dropout_run(1) == first and dropout_run(2) != first
+
+
+def test_scheduler_steps_once_per_optimizer_step():
+    images, labels = digits("train")
+    model = linear_model(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 ** step)
+    fit(model, lambda m, x, y: nn.functional.cross_entropy(m(x), y), (images, labels), epochs=2,
+        batch_size=100, optimizer=optimizer, scheduler=scheduler)
+    assert optimizer.param_groups[0]["lr"] == 0.5 ** (2 * (images.shape[0] // 100))
+
+
+@pytest.mark.parametrize("tensors, error, match", [
+    ((), TypeError, r"tensors must be a non-empty tuple of tensors"),
+    ((torch.zeros(4), torch.zeros(4), torch.zeros(3)), ValueError, r"same length, got 4 and 4 and 3"),
+])
+def test_fit_refuses_bad_tensors(tensors, error, match):
+    model = linear_model(0)
+    with pytest.raises(error, match=match):
+        fit(model, lambda m, *batch: 0, tensors, epochs=1, batch_size=1,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1))

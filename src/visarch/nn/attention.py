@@ -142,7 +142,9 @@ class MultiHeadSelfAttention2d(nn.Module):
         tokens = x.flatten(-2).transpose(-2, -1)  # x.view(C, HW)^T: [..., HW, C]
         result = self.attention(tokens, need_weights=need_weights)
         y_txt = result[0] if need_weights else result  # [..., HW, C]
-        y = y_txt.transpose(-2, -1).unflatten(-1, (height, width))  # (y_txt^T).view(C, H, W): [..., C, H, W]
+        # (y_txt^T).view(C, H, W): [..., C, H, W].  contiguous(): the transpose is a channels-last view, and a
+        # convolution after it would convert its weights to channels-last on every call (half a U-Net step).
+        y = y_txt.transpose(-2, -1).unflatten(-1, (height, width)).contiguous()
         return (y, result[1]) if need_weights else y
 
     def to_torch(self) -> nn.MultiheadAttention:
