@@ -41,10 +41,11 @@ GroupNorm has 8 groups in labml's model and 32 in the book's (same parameters; t
 batch size and the medians are compared: book/peer <= 1 means the book's model is as fast or
 faster.  These are 169-million-parameter models, so the batches are small.
 
-Both attentions hand back a [B, C, H, W] tensor with channels-last strides (a transposed view of
-their [B, HW, C] tokens), so the 3 x 3 convolutions after them, with up to 1024 x 2048 x 3 x 3
+labml's attention hands back a [B, C, H, W] tensor with channels-last strides (a transposed view
+of its [B, HW, C] tokens), so the 3 x 3 convolutions after it, with up to 1024 x 2048 x 3 x 3
 weights, switch to channels-last and copy their weights into that layout on every call, forward
-and backward; that copying is a large share of both models' time here, alike on both sides.
+and backward; that copying is a large share of its time here.  The book's image attention makes
+its output contiguous, which costs one copy of an activation instead.
 Run with ``python -m benchmarks unet``.
 """
 

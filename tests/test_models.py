@@ -145,6 +145,7 @@ def test_registry_model(name):
     (lambda: create("resnet50_cifar")(torch.zeros(1, 1, 8, 8)), ValueError, r"input must be \[B, 3, H, W\]"),
     (lambda: create("vit", image_size=30), ValueError, r"image size 30 is not divisible by the patch size 4"),
     (lambda: create("vit", heads=5), ValueError, r"embedding size D=192 is not divisible by the number of heads K=5"),
+    (lambda: get_config("vit", dim=9, heads=3), ValueError, r"sinusoidal .* D=9 must be even"),
     (lambda: create("vit", pos_embedding="rotary"), ValueError, r"pos_embedding must be 'sinusoidal' or 'learned'"),
     (lambda: create("vit")(torch.zeros(1, 3, 28, 28)), ValueError, r"input must be \[B, 3, 32, 32\]"),
     (lambda: create("unet", channels=(64, 100, 256, 1024)), ValueError,

@@ -232,3 +232,51 @@ def loss_curves(curves, *, xlabel="step", ylabel="loss", log=True, ax=None, titl
     if title:
         ax.set_title(title, fontsize=10)
     return fig
+
+
+def attention_maps(images, maps, *, titles=None, cmap="magma", outline="cyan", size=1.5):
+    """Attention maps over the images they were computed on, one row per image.
+
+    ``images`` is ``[N, H, W]`` (or ``[N, 1, H, W]``) grey images; ``maps`` is ``[N, M, h, w]``:
+    ``M`` maps per image on a grid of ``h x w`` patches, for instance the class token's attention
+    to each patch, per head and averaged.  The patches must tile the image (``h`` divides ``H``
+    and ``w`` divides ``W``); each patch's weight fills its ``H/h x W/w`` pixels.  The first
+    column shows the image alone; the others show each map, from zero to its own maximum so that
+    every panel uses the whole colour range, with the image's strokes outlined (the contour
+    halfway between its darkest and brightest pixel).  ``titles`` (``M`` strings) head the map
+    columns.  Returns the figure.
+    """
+    images, maps = torch.as_tensor(images).detach().cpu(), torch.as_tensor(maps).detach().cpu()
+    if images.dim() == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.dim() != 3:
+        raise ValueError(f"images must be [N, H, W] or [N, 1, H, W], got {tuple(images.shape)}")
+    if maps.dim() != 4:
+        raise ValueError(f"maps must be [N, M, h, w], got {tuple(maps.shape)}")
+    (n, height, width), (n_maps, m, rows, cols) = images.shape, maps.shape
+    if n_maps != n:
+        raise ValueError(f"{n} images but maps for {n_maps}")
+    if height % rows or width % cols:
+        raise ValueError(f"a grid of {rows} x {cols} patches does not tile a {height} x {width} image")
+    if titles is not None and len(titles) != m:
+        raise ValueError(f"{len(titles)} titles for {m} maps per image")
+    pixels = maps.double().repeat_interleave(height // rows, dim=2).repeat_interleave(width // cols, dim=3)
+    fig, axes = plt.subplots(n, m + 1, figsize=(size * (m + 1), size * n + 0.3), squeeze=False)
+    for i in range(n):
+        image = images[i].double().numpy()
+        axes[i, 0].imshow(image, cmap="gray_r", interpolation="nearest")
+        level = (image.min() + image.max()) / 2
+        for j in range(m):
+            ax = axes[i, j + 1]
+            ax.imshow(pixels[i, j].numpy(), cmap=cmap, vmin=0, vmax=max(pixels[i, j].max().item(), 1e-12),
+                      interpolation="nearest")
+            if image.max() > image.min():
+                ax.contour(image, levels=[level], colors=outline, linewidths=0.9)
+            if titles is not None and i == 0:
+                ax.set_title(titles[j], fontsize=8)
+    axes[0, 0].set_title("image", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

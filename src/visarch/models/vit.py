@@ -65,6 +65,8 @@ class ViTConfig:
             raise ValueError(f"embedding size D={self.dim} is not divisible by the number of heads K={self.heads}")
         if self.pos_embedding not in ("sinusoidal", "learned"):
             raise ValueError(f"pos_embedding must be 'sinusoidal' or 'learned', got {self.pos_embedding!r}")
+        if self.pos_embedding == "sinusoidal" and self.dim % 2:
+            raise ValueError(f"sinusoidal position embeddings pair a sine with a cosine: D={self.dim} must be even")
 
     @property
     def tokens(self) -> int:
