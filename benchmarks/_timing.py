@@ -47,3 +47,18 @@ def use_threads(threads: int | None) -> int:
     if threads is not None:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+def print_reconciled_counts(book: tuple[str, int], terms: list[tuple[str, int]], peer: tuple[str, int]) -> None:
+    """Print the book's parameter count, each signed term that turns it into a peer's, and the peer's
+    count; fail if the terms no longer close the gap (a version of either side changed)."""
+    (book_label, n_book), (peer_label, n_peer) = book, peer
+    width = max(len(book_label), len(peer_label), *(len(text) + 2 for text, _ in terms))
+    print("parameters:")
+    print(f"  {book_label:{width}s} {n_book:13,d}")
+    for text, n in terms:
+        print(f"  {'+' if n >= 0 else '-'} {text:{width - 2}s} {abs(n):13,d}")
+    reconciled = n_book + sum(n for _, n in terms)
+    print(f"  = {'reconciled':{width - 2}s} {reconciled:13,d}")
+    print(f"  {peer_label:{width}s} {n_peer:13,d}")
+    assert reconciled == n_peer, f"the counts no longer reconcile: {reconciled:,} != {n_peer:,}"

@@ -59,7 +59,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks._timing import add_timing_arguments, alternating_medians, geometric_mean, use_threads
+from benchmarks._timing import (
+    add_timing_arguments,
+    alternating_medians,
+    geometric_mean,
+    print_reconciled_counts,
+    use_threads,
+)
 from visarch.models import create
 from visarch.nn import MultiHeadSelfAttention2d
 
@@ -142,14 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     time_mlp.train()
     theirs.train()
     n_ours, n_theirs = count(ours), count(theirs)
-    print("parameters:")
-    print(f"  {'book: create(unet)':76s} {n_ours:13,d}")
-    for text, n in terms:
-        print(f"  + {text:74s} {n:13,d}")
-    reconciled = n_ours + sum(n for _, n in terms)
-    print(f"  = {'reconciled':74s} {reconciled:13,d}")
-    print(f"  {'labml-nn: UNet(3, 64, (1, 2, 2, 4), (False, False, True, True), 2)':76s} {n_theirs:13,d}")
-    assert reconciled == n_theirs, f"the counts no longer reconcile: {reconciled:,} != {n_theirs:,}"
+    print_reconciled_counts(("book: create(unet)", n_ours), terms,
+                            ("labml-nn: UNet(3, 64, (1, 2, 2, 4), (False, False, True, True), 2)", n_theirs))
 
     gen = torch.Generator().manual_seed(0)
 

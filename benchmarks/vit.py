@@ -42,7 +42,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmarks._timing import add_timing_arguments, alternating_medians, geometric_mean, use_threads
+from benchmarks._timing import (
+    add_timing_arguments,
+    alternating_medians,
+    geometric_mean,
+    print_reconciled_counts,
+    use_threads,
+)
 from visarch.models import create
 
 CONFIG = {"image_size": 32, "patch_size": 4, "in_channels": 3, "dim": 192, "depth": 6, "heads": 3,
@@ -106,14 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     ours, theirs, terms = models()
     n_ours, n_theirs = count(ours), count(theirs)
-    print("parameters:")
-    print(f"  {'book: create(vit, pos_embedding=learned, embed_norm=False, eps=1e-5)':74s} {n_ours:11,d}")
-    for text, n in terms:
-        print(f"  {'+' if n >= 0 else '-'} {text:72s} {abs(n):11,d}")
-    reconciled = n_ours + sum(n for _, n in terms)
-    print(f"  = {'reconciled':72s} {reconciled:11,d}")
-    print(f"  {'vit-pytorch: ViT(...)':74s} {n_theirs:11,d}")
-    assert reconciled == n_theirs, f"the counts no longer reconcile: {reconciled:,} != {n_theirs:,}"
+    print_reconciled_counts(("book: create(vit, pos_embedding=learned, embed_norm=False, eps=1e-5)", n_ours), terms,
+                            ("vit-pytorch: ViT(...)", n_theirs))
 
     ours.train()
     theirs.train()
