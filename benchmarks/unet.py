@@ -66,6 +66,7 @@ from benchmarks._timing import (
     print_reconciled_counts,
     use_threads,
 )
+from visarch.cost import parameter_count
 from visarch.models import create
 from visarch.nn import MultiHeadSelfAttention2d
 
@@ -92,9 +93,6 @@ class TimeMLP(nn.Module):
         return self.lin2(F.silu(self.lin1(torch.cat([angles.sin(), angles.cos()], dim=1))))  # [B, n]
 
 
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
 
 def models():
     """The book's model with its time MLP, labml's model, and the terms ``[(description, count)]`` book -> peer."""
@@ -107,14 +105,14 @@ def models():
     assert ours.config.embed_dim == n, "the book's u must have labml's time_channels entries"
     time_mlp = TimeMLP(n)
     lin1, lin2 = n // 4 * n + n, n * n + n
-    assert [count(theirs.time_emb.lin1), count(theirs.time_emb.lin2), count(theirs.time_emb)] == \
-        [lin1, lin2, lin1 + lin2] == [count(time_mlp.lin1), count(time_mlp.lin2), count(time_mlp)], \
-        "labml's time MLP changed"
+    peer_mlp, book_mlp = theirs.time_emb, time_mlp
+    assert [parameter_count(m) for m in (peer_mlp.lin1, peer_mlp.lin2, peer_mlp)] == [lin1, lin2, lin1 + lin2] == \
+        [parameter_count(m) for m in (book_mlp.lin1, book_mlp.lin2, book_mlp)], "labml's time MLP changed"
     # attention at the same places on both sides; labml's blocks each hold a GroupNorm(32, C)
     book_attn = [m.attention.embed_dim for m in ours.modules() if isinstance(m, MultiHeadSelfAttention2d)]
     peer_attn = [m.norm for m in theirs.modules() if isinstance(m, AttentionBlock)]
     assert book_attn == [norm.num_channels for norm in peer_attn], "the attention blocks no longer match"
-    assert all(count(norm) == 2 * c for norm, c in zip(peer_attn, book_attn, strict=True))
+    assert all(parameter_count(norm) == 2 * c for norm, c in zip(peer_attn, book_attn, strict=True))
     terms = [(f"labml's time MLP: Linear({n // 4}, {n})", lin1), (f"  and Linear({n}, {n})", lin2)]
     for c in sorted(set(book_attn), reverse=True):
         k = book_attn.count(c)
@@ -147,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ours.train()
     time_mlp.train()
     theirs.train()
-    n_ours, n_theirs = count(ours), count(theirs)
+    n_ours, n_theirs = parameter_count(ours), parameter_count(theirs)
     print_reconciled_counts(("book: create(unet)", n_ours), terms,
                             ("labml-nn: UNet(3, 64, (1, 2, 2, 4), (False, False, True, True), 2)", n_theirs))
 

@@ -49,6 +49,7 @@ from benchmarks._timing import (
     print_reconciled_counts,
     use_threads,
 )
+from visarch.cost import parameter_count
 from visarch.models import create
 
 CONFIG = {"image_size": 32, "patch_size": 4, "in_channels": 3, "dim": 192, "depth": 6, "heads": 3,
@@ -69,9 +70,6 @@ def load_vit_pytorch():
     return module
 
 
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
 
 def models():
     """The book's model, vit-pytorch's, and the reconciliation terms ``[(description, book -> peer)]``."""
@@ -87,7 +85,7 @@ def models():
     assert qkv_bias == sum(block.qkv.bias.numel() for block in ours.blocks), "book: qkv biases changed"
     assert all(attn.to_qkv.bias is None for attn, _ in theirs.transformer.layers), "vit-pytorch: to_qkv has a bias"
     patch_norms = theirs.to_patch_embedding[1], theirs.to_patch_embedding[3]
-    assert [count(n) for n in patch_norms] == [2 * patch_dim, 2 * d], "vit-pytorch: patch embedding changed"
+    assert [parameter_count(n) for n in patch_norms] == [2 * patch_dim, 2 * d], "vit-pytorch: patch embedding changed"
     terms = [(f"the book's qkv biases, 3 D per block (3 x {d} x {c['depth']})", -qkv_bias),
              (f"vit-pytorch's LayerNorm(C p^2) before the patch linear map (2 x {patch_dim})", 2 * patch_dim),
              (f"vit-pytorch's LayerNorm(D) after it (2 x {d})", 2 * d)]
@@ -111,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(0)
     ours, theirs, terms = models()
-    n_ours, n_theirs = count(ours), count(theirs)
+    n_ours, n_theirs = parameter_count(ours), parameter_count(theirs)
     print_reconciled_counts(("book: create(vit, pos_embedding=learned, embed_norm=False, eps=1e-5)", n_ours), terms,
                             ("vit-pytorch: ViT(...)", n_theirs))
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from visarch.cost import conv_macs, conv_parameters, separable_conv_macs, separable_conv_parameters
+from visarch.cost import conv_macs, conv_parameters, parameter_count, separable_conv_macs, separable_conv_parameters
 
 META = torch.device("meta")
 
@@ -214,3 +214,12 @@ def test_bad_input_raises(name, changes, exc, match):
 def test_valid_args_are_valid(name):
     """The base call of the table works, so each case fails for the one change it makes."""
     assert call(name) > 0
+
+
+def test_parameter_count_counts_entries_once():
+    linear = nn.Linear(3, 4)  # 3 x 4 weights and 4 biases
+    assert parameter_count(linear) == 16
+    assert parameter_count(nn.Sequential(linear, nn.ReLU(), linear)) == 16  # shared, counted once
+    with META:
+        assert parameter_count(nn.Conv2d(8, 6, 3, groups=2)) == 6 * 4 * 9 + 6
+    assert parameter_count(nn.ReLU()) == 0

@@ -39,13 +39,14 @@ costs :math:`\frac{C F^2 + C' C}{C' C F^2} = \frac{1}{C'} + \frac{1}{F^2}`
 
 These are the formulas the book states; ``tests/test_cost.py`` checks them
 against ``torch.nn.Conv2d`` and ``torch.utils.flop_counter.FlopCounterMode``.
+``parameter_count`` is the measured side that the chapters compare such closed forms with.
 """
 
 from __future__ import annotations
 
 from visarch.functional._checks import check_int, pair
 
-__all__ = ["conv_parameters", "conv_macs", "separable_conv_parameters", "separable_conv_macs"]
+__all__ = ["conv_parameters", "conv_macs", "parameter_count", "separable_conv_parameters", "separable_conv_macs"]
 
 
 def _check_layer(c_in, c_out, groups):
@@ -120,3 +121,9 @@ def separable_conv_macs(c_in, c_out, kernel_size, output_size, *, multiplier=1) 
     return conv_macs(c_in, c_mid, kernel_size, output_size, groups=c_in) + conv_macs(
         c_mid, c_out, 1, output_size
     )
+
+
+def parameter_count(module) -> int:
+    """The number of entries in ``module``'s parameters, a parameter shared by several submodules
+    counted once (as ``module.parameters()`` yields it once); works on the ``meta`` device."""
+    return sum(p.numel() for p in module.parameters())
