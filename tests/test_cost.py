@@ -10,6 +10,8 @@ What this file proves, each time against torch and never the other way round:
   2 FLOPs per multiply-accumulate and ignores the bias: checked on a 1x1 case first);
 * ``separable_conv_parameters`` and ``separable_conv_macs`` equal the same torch counts
   for a depthwise layer followed by a pointwise layer, as an ``nn.Sequential``;
+* ``model_macs`` of a small network is the sum of its layers' closed forms (elementwise layers
+  count nothing), per batch, the same on the meta device as on the CPU;
 * the notes' claims hold for the formulas: G times fewer weights and MACs, and the
   separable/standard cost ratio 1/C' + 1/F^2;
 * bad arguments raise the documented exception with a message naming the violated condition.
@@ -30,7 +32,14 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from visarch.cost import conv_macs, conv_parameters, parameter_count, separable_conv_macs, separable_conv_parameters
+from visarch.cost import (
+    conv_macs,
+    conv_parameters,
+    model_macs,
+    parameter_count,
+    separable_conv_macs,
+    separable_conv_parameters,
+)
 
 META = torch.device("meta")
 
@@ -223,3 +232,27 @@ def test_parameter_count_counts_entries_once():
     with META:
         assert parameter_count(nn.Conv2d(8, 6, 3, groups=2)) == 6 * 4 * 9 + 6
     assert parameter_count(nn.ReLU()) == 0
+
+
+
+def small_net():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, padding=1, groups=4), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 5))
+
+
+def test_model_macs_is_the_closed_form_sum_over_a_network():
+    """A small network's MACs: the sum of ``conv_macs`` over its convolutions plus the linear layer's
+    in * out, the same on the meta device as on the CPU; ReLU, batch norm and pooling add nothing."""
+    expected = conv_macs(3, 8, 3, (8, 8)) + conv_macs(8, 8, 3, (8, 8), groups=4) + 128 * 5
+    assert model_macs(small_net(), (1, 3, 16, 16), device="cpu") == expected
+    assert model_macs(small_net(), (2, 3, 16, 16), device="cpu") == 2 * expected  # per batch, not per image
+    with META:
+        meta_net = small_net()
+    assert model_macs(meta_net, (1, 3, 16, 16)) == expected
+    assert not meta_net.training  # counted in eval mode
+
+
+@pytest.mark.parametrize("size", [(1, 3, 0, 4), [1, 3, 2.0, 4], "1x3x16x16", (1, -3, 4, 4)])
+def test_model_macs_rejects_bad_sizes(size):
+    with pytest.raises(ValueError, match="input_size must be a tuple of positive ints"):
+        model_macs(small_net(), size, device="cpu")

@@ -6,7 +6,8 @@ For every name in ``visarch.models.list_models()``:
 * a backward pass gives every parameter a non-zero gradient (nothing is dead or detached);
 * two builds under the same seed have identical weights and outputs;
 * the parameter count is exact against an independent number: a published count (torchvision's
-  ResNet-50: 25,557,032; ViT-B/16, L/16 and H/14: 86,567,656, 304,326,632 and 632,045,800) or a
+  ResNet-50: 25,557,032; ViT-B/16, L/16 and H/14: 86,567,656, 304,326,632 and 632,045,800; the
+  counts of the CNN families, from torchvision's model table or the authors' releases) or a
   closed form derived here from the architecture, never the model's own count.  The closed forms
   are themselves checked against the published counts.
 
@@ -85,6 +86,13 @@ EXPECTED = {  # name -> (input shapes, output shape, parameter count from an ind
     "resnet50": (((2, 3, 32, 32),), (2, 1000), 25_557_032, {}),  # published (torchvision resnet50)
     "resnet50_cifar": (((2, 3, 32, 32),), (2, 10), bottleneck_resnet_count(
         (3, 4, 6, 3), 64, stem_params=3 * 64 * 9 + 2 * 64, num_classes=10), {}),  # 3x3 stem conv and its BN
+    # published (torchvision): the ResNet family in the ImageNet layout
+    "resnet18": (((2, 3, 32, 32),), (2, 1000), 11_689_512, {}),
+    "resnet34": (((2, 3, 32, 32),), (2, 1000), 21_797_672, {}),
+    "wide_resnet50_2": (((2, 3, 32, 32),), (2, 1000), 68_883_240, {}),
+    "resnext50_32x4d": (((2, 3, 32, 32),), (2, 1000), 25_028_904, {}),
+    "se_resnet50": (((2, 3, 32, 32),), (2, 1000), 28_088_024, {}),  # published (SENet authors' model zoo)
+    "wrn_28_10": (((2, 3, 8, 8),), (2, 10), 36_479_194, {}),  # published (WRN authors' code); 8x8 keeps it fast
     "unet": (((2, 3, 32, 32), (2, 256)), (2, 3, 32, 32), notes_unet_count(), {}),  # image and context u
     "vit": (((2, 3, 32, 32),), (2, 10), vit_count(patch=4, dim=192, depth=6, mlp=768, classes=10, tokens=65,
                                                learned_pos=False, embed_norm=True), {}),
@@ -143,6 +151,15 @@ def test_registry_model(name):
     (lambda: create("resnet50", blocks=()), ValueError, r"blocks must be a non-empty tuple"),
     (lambda: create("resnet50", num_classes=0), ValueError, r"num_classes must be None or a positive int"),
     (lambda: create("resnet50_cifar")(torch.zeros(1, 1, 8, 8)), ValueError, r"input must be \[B, 3, H, W\]"),
+    (lambda: create("resnet50")(torch.zeros(1, 3, 16, 16)), ValueError,
+     r"input 16x16 is smaller than 32x32, the network's total stride"),
+    (lambda: create("resnext50_32x4d", groups=3), ValueError, r"128 channels are not divisible by 3 groups"),
+    (lambda: create("resnet18", groups=2), ValueError, r"groups must be 1, bottleneck_width and se_reduction None"),
+    (lambda: create("resnet50", block="dense"), ValueError, r"block must be 'bottleneck' or 'basic'"),
+    (lambda: create("se_resnet50", se_reduction=0), ValueError, r"se_reduction must be None or a positive int"),
+    (lambda: create("wrn_28_10", depth=27), ValueError, r"depth d=27 must satisfy d = 6N \+ 4"),
+    (lambda: create("wrn_28_10", dropout=1.0), ValueError, r"dropout must be in \[0, 1\)"),
+    (lambda: create("wrn_28_10")(torch.zeros(1, 3, 2, 2)), ValueError, r"input 2x2 is smaller than 4x4"),
     (lambda: create("vit", image_size=30), ValueError, r"image size 30 is not divisible by the patch size 4"),
     (lambda: create("vit", heads=5), ValueError, r"embedding size D=192 is not divisible by the number of heads K=5"),
     (lambda: get_config("vit", dim=9, heads=3), ValueError, r"sinusoidal .* D=9 must be even"),

@@ -39,14 +39,22 @@ costs :math:`\frac{C F^2 + C' C}{C' C F^2} = \frac{1}{C'} + \frac{1}{F^2}`
 
 These are the formulas the book states; ``tests/test_cost.py`` checks them
 against ``torch.nn.Conv2d`` and ``torch.utils.flop_counter.FlopCounterMode``.
-``parameter_count`` is the measured side that the chapters compare such closed forms with.
+``parameter_count`` and ``model_macs`` are the measured side that the chapters compare such closed
+forms with: ``model_macs`` runs a whole network once under ``FlopCounterMode`` (on the ``meta``
+device, so a 20-GMAC VGG costs nothing) and halves the count, which gives the multiply-accumulates
+that papers call "FLOPs" (ResNet-50's "3.8-4.1 GFLOPs", RegNet's "400MF").  Elementwise work
+(activations, normalization, pooling, the bias additions) is not counted, as in the papers.
 """
 
 from __future__ import annotations
 
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from visarch.functional._checks import check_int, pair
 
-__all__ = ["conv_parameters", "conv_macs", "parameter_count", "separable_conv_parameters", "separable_conv_macs"]
+__all__ = ["conv_parameters", "conv_macs", "model_macs", "parameter_count", "separable_conv_parameters",
+           "separable_conv_macs"]
 
 
 def _check_layer(c_in, c_out, groups):
@@ -127,3 +135,19 @@ def parameter_count(module) -> int:
     """The number of entries in ``module``'s parameters, a parameter shared by several submodules
     counted once (as ``module.parameters()`` yields it once); works on the ``meta`` device."""
     return sum(p.numel() for p in module.parameters())
+
+
+def model_macs(model, input_size, *, device="meta") -> int:
+    """Multiply-accumulates of one forward pass of ``model`` on a batch of shape ``input_size``.
+
+    Half of what ``torch.utils.flop_counter.FlopCounterMode`` counts, since torch reports two FLOPs
+    per multiply-accumulate of a convolution, linear layer or matrix product.  With the default
+    ``device="meta"`` the model must have been built on the meta device (``with torch.device("meta")``):
+    no memory is allocated and no arithmetic is done.  The model is put in eval mode.
+    """
+    if not isinstance(input_size, (tuple, list)) or not all(isinstance(n, int) and n > 0 for n in input_size):
+        raise ValueError(f"input_size must be a tuple of positive ints, got {input_size!r}")
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.empty(input_size, device=device))
+    return counter.get_total_flops() // 2

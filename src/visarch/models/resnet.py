@@ -21,6 +21,16 @@ Shapes for the notes' CIFAR version (input ``[B, 3, 32, 32]``)::
 The ImageNet layout replaces the stem by a 7 x 7 convolution with stride 2 and a 3 x 3 max pool
 with stride 2 (a factor 4 in resolution), and ends in a 1000-way linear layer: 25,557,032
 parameters, the count torchvision publishes for its ``resnet50``.
+
+The same configuration spans the family of the CNN-families chapter:
+
+* ResNet-18/34 use the *basic* block, two 3 x 3 convolutions at C' channels (``expansion=1``);
+* Wide ResNet-50-2 (Zagoruyko & Komodakis, 2016) doubles the channels of the 3 x 3 convolution
+  but not the block outputs (``bottleneck_width=128``);
+* ResNeXt-50 32x4d (Xie et al., 2017) does the same and splits the 3 x 3 convolution into
+  G = 32 groups of d = 4 channels (``bottleneck_width=128, groups=32``);
+* SE-ResNet-50 (Hu et al., 2018) rescales each block's channels with squeeze-and-excitation
+  before the addition (``se_reduction=16``).
 """
 
 from __future__ import annotations
@@ -30,9 +40,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from visarch.models.layers import SqueezeExcitation, check_divisible, check_image
 from visarch.models.registry import register
 
-__all__ = ["Bottleneck", "ResNet", "ResNetConfig"]
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResNetConfig"]
 
 
 @dataclass(frozen=True)
@@ -43,38 +54,78 @@ class ResNetConfig:
     in_channels: int = 3  # colour channels of the input image
     num_classes: int | None = None  # None: return the 2048-dimensional representation, as the notes do
     expansion: int = 4  # output channels of a block = expansion * C'
+    block: str = "bottleneck"  # "bottleneck": 1x1, 3x3, 1x1; "basic": two 3x3 convolutions (ResNet-18/34)
+    bottleneck_width: int | None = None  # channels of the first stack's 3x3 conv, doubling per stack; None: width
+    groups: int = 1  # G: the 3x3 convolution of a bottleneck is grouped (ResNeXt's cardinality)
+    se_reduction: int | None = None  # r of a squeeze-and-excitation gate in every block (SE-ResNet: 16)
 
     def __post_init__(self):
         if self.stem not in ("cifar", "imagenet"):
             raise ValueError(f"stem must be 'cifar' or 'imagenet', got {self.stem!r}")
-        for name in ("width", "in_channels", "expansion"):
+        if self.block not in ("bottleneck", "basic"):
+            raise ValueError(f"block must be 'bottleneck' or 'basic', got {self.block!r}")
+        for name in ("width", "in_channels", "expansion", "groups"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        for name in ("num_classes", "bottleneck_width", "se_reduction"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be None or a positive int, got {value!r}")
+        if self.block == "basic" and (self.groups, self.se_reduction, self.bottleneck_width) != (1, None, None):
+            raise ValueError("the basic block has no grouped, wide-bottleneck or squeeze-and-excitation variant here: "
+                             "groups must be 1, bottleneck_width and se_reduction None")
+        check_divisible(self.bottleneck_width or self.width, self.groups, "the first stack's 3x3 convolution")
+        if self.se_reduction is not None and self.expansion * self.width < self.se_reduction:
+            raise ValueError(f"se_reduction r={self.se_reduction} exceeds the first stack's "
+                             f"{self.expansion * self.width} output channels")
         if not self.blocks or any(not isinstance(b, int) or b < 1 for b in self.blocks):
             raise ValueError(f"blocks must be a non-empty tuple of positive ints, got {self.blocks!r}")
-        if self.num_classes is not None and (not isinstance(self.num_classes, int) or self.num_classes < 1):
-            raise ValueError(f"num_classes must be None or a positive int, got {self.num_classes!r}")
+
+
+def _shortcut(in_channels: int, out: int, stride: int) -> nn.Module:
+    """x' = x when the shapes agree, else the projection: 1 x 1 convolution with stride, batch norm."""
+    if (in_channels, stride) == (out, 1):
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_channels, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
 
 
 class Bottleneck(nn.Module):
     """The notes' ResBlock: ``[B, C, H, W] -> [B, 4C', H/S', W/S']``."""
 
-    def __init__(self, in_channels: int, mid: int, stride: int = 1, *, expansion: int = 4):
+    def __init__(self, in_channels: int, mid: int, stride: int = 1, *, out: int | None = None, groups: int = 1,
+                 se_reduction: int | None = None):
         super().__init__()
-        out = expansion * mid
+        out = 4 * mid if out is None else out  # ResNet-50's expansion by 4 unless told otherwise
         self.conv1 = nn.Conv2d(in_channels, mid, 1, bias=False)  # bias would be cancelled by batch norm
         self.bn1 = nn.BatchNorm2d(mid)
-        self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1, groups=groups, bias=False)
         self.bn2 = nn.BatchNorm2d(mid)
         self.conv3 = nn.Conv2d(mid, out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out)
-        self.shortcut = nn.Identity() if (in_channels, stride) == (out, 1) else nn.Sequential(
-            nn.Conv2d(in_channels, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+        self.se = nn.Identity() if se_reduction is None else SqueezeExcitation(out, out // se_reduction)
+        self.shortcut = _shortcut(in_channels, out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = torch.relu(self.bn1(self.conv1(x)))  # [B, C', H, W]
         z = torch.relu(self.bn2(self.conv2(z)))  # [B, C', H/S', W/S']
-        z = self.bn3(self.conv3(z))  # [B, 4C', H/S', W/S']
+        z = self.se(self.bn3(self.conv3(z)))  # [B, 4C', H/S', W/S']
+        return torch.relu(z + self.shortcut(x))
+
+
+class BasicBlock(nn.Module):
+    """ResNet-18/34's block: ``[B, C, H, W] -> [B, C', H/S', W/S']`` through two 3 x 3 convolutions."""
+
+    def __init__(self, in_channels: int, out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out)
+        self.conv2 = nn.Conv2d(out, out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out)
+        self.shortcut = _shortcut(in_channels, out, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.relu(self.bn1(self.conv1(x)))  # [B, C', H/S', W/S']
+        z = self.bn2(self.conv2(z))  # [B, C', H/S', W/S']
         return torch.relu(z + self.shortcut(x))
 
 
@@ -93,23 +144,36 @@ class ResNet(nn.Module):
                                       nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1))
         stacks, channels = [], w
         for i, count in enumerate(config.blocks):
-            mid = w * 2**i
-            blocks = [Bottleneck(channels, mid, 1 if i == 0 else 2, expansion=config.expansion)]
-            channels = config.expansion * mid
-            blocks += [Bottleneck(channels, mid, expansion=config.expansion) for _ in range(count - 1)]
+            out, mid, blocks = config.expansion * w * 2**i, (config.bottleneck_width or w) * 2**i, []
+            for b in range(count):
+                stride = 2 if i > 0 and b == 0 else 1
+                if config.block == "basic":
+                    blocks.append(BasicBlock(channels, out, stride))
+                else:
+                    blocks.append(Bottleneck(channels, mid, stride, out=out, groups=config.groups,
+                                             se_reduction=config.se_reduction))
+                channels = out
             stacks.append(nn.Sequential(*blocks))
         self.stacks = nn.Sequential(*stacks)
         self.head = nn.Identity() if config.num_classes is None else nn.Linear(channels, config.num_classes)
+        self.total_stride = 2 ** (len(config.blocks) - 1) * (1 if config.stem == "cifar" else 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.config.in_channels:
-            raise ValueError(f"input must be [B, {self.config.in_channels}, H, W], got {tuple(x.shape)}")
+        check_image(x, in_channels=self.config.in_channels, min_size=self.total_stride, model="ResNet")
         z = self.stacks(self.stem(x))  # [B, 2048, H/8, W/8] (CIFAR stem) or [B, 2048, H/32, W/32]
         return self.head(z.mean((2, 3)))  # global average pool: [B, 2048], then [B, num_classes]
 
 
+_IMAGENET = {"stem": "imagenet", "num_classes": 1000}
+
+
 @register("resnet50_cifar", ResNetConfig, stem="cifar", num_classes=10)
-@register("resnet50", ResNetConfig, stem="imagenet", num_classes=1000)
+@register("resnet50", ResNetConfig, **_IMAGENET)
+@register("resnet18", ResNetConfig, blocks=(2, 2, 2, 2), block="basic", expansion=1, **_IMAGENET)
+@register("resnet34", ResNetConfig, blocks=(3, 4, 6, 3), block="basic", expansion=1, **_IMAGENET)
+@register("wide_resnet50_2", ResNetConfig, bottleneck_width=128, **_IMAGENET)
+@register("resnext50_32x4d", ResNetConfig, bottleneck_width=128, groups=32, **_IMAGENET)
+@register("se_resnet50", ResNetConfig, se_reduction=16, **_IMAGENET)
 def build_resnet(config: ResNetConfig) -> ResNet:
-    """ResNet-50 (He et al., 2016): the notes' CIFAR variant, or the ImageNet layout."""
+    """ResNet (He et al., 2016) and the variants above: the notes' CIFAR ResNet-50, or an ImageNet layout."""
     return ResNet(config)

@@ -1,0 +1,79 @@
+r"""Pieces the CNN families share: convolution + batch norm + activation, squeeze-and-excitation,
+channel rounding, and the input checks every model applies.
+
+Squeeze-and-excitation (Hu et al., 2018) reweights the :math:`C` channels of
+:math:`\mathbf{x} \in \mathbb{R}^{C \times H \times W}`: squeeze each channel to its mean
+:math:`z_c = \frac{1}{HW}\sum_{i,j} x_c(i, j)`, excite with a two-layer bottleneck
+:math:`\mathbf{s} = \sigma(\mathbf{W}_2\, \delta(\mathbf{W}_1 \mathbf{z} + \mathbf{b}_1) + \mathbf{b}_2)`,
+:math:`\mathbf{W}_1 \in \mathbb{R}^{C_s \times C}`, and scale, :math:`\tilde{x}_c = s_c x_c` with
+:math:`s_c \in (0, 1)`.  It costs :math:`2 C C_s + C_s + C` parameters; the families differ in
+:math:`C_s` (:math:`C/16` in SENet, a quarter of the block's *input* width in EfficientNet and
+RegNetY) and in :math:`\delta` (ReLU, or SiLU in EfficientNet).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["SqueezeExcitation", "check_divisible", "check_image", "check_positive", "conv_bn_act", "make_divisible"]
+
+
+def conv_bn_act(c_in: int, c_out: int, kernel_size: int, *, stride: int = 1, groups: int = 1,
+                act: type[nn.Module] | None = nn.ReLU, eps: float = 1e-5) -> nn.Sequential:
+    """``[B, C, H, W] -> [B, C', ceil(H/S), ceil(W/S)]``: a "same"-padded convolution without bias
+    (batch norm's shift would cancel it), batch norm, then ``act`` (none when ``act`` is None)."""
+    layers = [nn.Conv2d(c_in, c_out, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(c_out, eps=eps)]
+    if act is not None:
+        layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class SqueezeExcitation(nn.Module):
+    """``[B, C, H, W] -> [B, C, H, W]``: each channel scaled by a gate in (0, 1) computed from all channel means."""
+
+    def __init__(self, channels: int, squeeze: int, *, act: type[nn.Module] = nn.ReLU):
+        super().__init__()
+        check_positive("squeeze channels C_s", squeeze)
+        self.reduce = nn.Conv2d(channels, squeeze, 1)  # W_1, b_1 as a 1x1 convolution on [B, C, 1, 1]
+        self.act = act()
+        self.expand = nn.Conv2d(squeeze, channels, 1)  # W_2, b_2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)  # squeeze: [B, C, 1, 1]
+        s = torch.sigmoid(self.expand(self.act(self.reduce(s))))  # excite: [B, C, 1, 1]
+        return x * s  # scale
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, never more than 10 % below it
+    (the rounding of MobileNetV2 and EfficientNet's channel counts)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def check_positive(name: str, value) -> None:
+    """``ValueError`` unless ``value`` is a positive number (width multipliers, ratios, counts)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def check_divisible(channels: int, groups: int, what: str) -> None:
+    """``ValueError`` unless ``groups`` divides ``channels`` (grouped convolutions need it)."""
+    if groups < 1 or channels % groups:
+        raise ValueError(f"{what}: {channels} channels are not divisible by {groups} groups")
+
+
+def check_image(x: torch.Tensor, *, in_channels: int, min_size: int, model: str,
+                why: str = "the network's total stride") -> None:
+    """``ValueError`` unless ``x`` is ``[B, in_channels, H, W]`` with ``H, W >= min_size``.
+
+    ``min_size`` is usually the network's total stride: a smaller image would be reduced to nothing
+    before the classifier.  Where pooling windows need more (AlexNet), ``why`` says so.
+    """
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"{model}: input must be [B, {in_channels}, H, W], got {tuple(x.shape)}")
+    if min(x.shape[2:]) < min_size:
+        raise ValueError(f"{model}: input {x.shape[2]}x{x.shape[3]} is smaller than {min_size}x{min_size}, "
+                         f"{why}")
