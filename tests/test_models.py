@@ -12,14 +12,20 @@ For every name in ``visarch.models.list_models()``:
   are themselves checked against the published counts.
 
 The count is taken at the registered configuration, built on the ``meta`` device (no memory);
-the behavioural checks run on the registered configuration too, except for the three published
-ViTs, which run them on 2 x 2 patches (32 x 32 or 28 x 28 images) and two blocks (the same builder, layers and shapes
-per block) so that a CPU test does not train a 632-million-parameter model.
+the behavioural checks run on the registered configuration too, on small images, except for the
+three published ViTs, which run them on 2 x 2 patches (32 x 32 or 28 x 28 images) and two blocks
+(the same builder, layers and shapes per block) so that a CPU test does not train a
+632-million-parameter model, and AlexNet and VGG, whose two 4096-wide hidden layers shrink to 256.
+A model that returns several outputs in training mode (GoogLeNet with its auxiliary heads) is
+checked on each.  "Every parameter gets a gradient" means: in training mode or in evaluation mode,
+whichever the parameter acts in (see the comment in ``test_registry_model``).
 
 A model added to the registry without an expected count here fails ``test_every_model_is_covered``.
 """
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -93,6 +99,24 @@ EXPECTED = {  # name -> (input shapes, output shape, parameter count from an ind
     "resnext50_32x4d": (((2, 3, 32, 32),), (2, 1000), 25_028_904, {}),
     "se_resnet50": (((2, 3, 32, 32),), (2, 1000), 28_088_024, {}),  # published (SENet authors' model zoo)
     "wrn_28_10": (((2, 3, 8, 8),), (2, 10), 36_479_194, {}),  # published (WRN authors' code); 8x8 keeps it fast
+    "lenet5": (((2, 1, 32, 32),), (2, 10), 61_706, {}),  # 5x5 convs 1->6, 6->16, 16->120, FC 120->84->10
+    "alexnet": (((2, 3, 64, 64),), (2, 1000), 61_100_840, {"hidden": 256}),  # published; smallest input 63
+    "vgg11": (((2, 3, 32, 32),), (2, 1000), 132_863_336, {"hidden": 256}),  # published (torchvision)
+    "vgg13": (((2, 3, 32, 32),), (2, 1000), 133_047_848, {"hidden": 256}),
+    "vgg16": (((2, 3, 32, 32),), (2, 1000), 138_357_544, {"hidden": 256}),
+    "vgg19": (((2, 3, 32, 32),), (2, 1000), 143_667_240, {"hidden": 256}),
+    "googlenet": (((2, 3, 64, 64),), (2, 1000), 6_624_904, {}),  # published (torchvision googlenet)
+    "googlenet_aux": (((2, 3, 64, 64),), ((2, 1000),) * 3, 13_004_888, {}),  # (main, aux1, aux2) in training
+    # published (torchvision regnet_x_400mf, regnet_y_400mf); 64 x 64 keeps the last maps above 1 x 1, where batch
+    # norm over a batch of two would leave some weights without gradient
+    "regnetx_400mf": (((2, 3, 64, 64),), (2, 1000), 5_495_976, {}),
+    "regnety_400mf": (((2, 3, 64, 64),), (2, 1000), 4_344_144, {}),
+    "mobilenet_v1": (((2, 3, 32, 32),), (2, 1000), 4_231_976, {}),  # published (the authors' Keras release)
+    "mobilenet_v2": (((2, 3, 64, 64),), (2, 1000), 3_504_872, {}),  # published (torchvision)
+    "efficientnet_b0": (((2, 3, 64, 64),), (2, 1000), 5_288_548, {}),  # published (torchvision efficientnet_b*)
+    "efficientnet_b1": (((2, 3, 64, 64),), (2, 1000), 7_794_184, {}),
+    "efficientnet_b2": (((2, 3, 64, 64),), (2, 1000), 9_109_994, {}),
+    "efficientnet_b3": (((2, 3, 64, 64),), (2, 1000), 12_233_232, {}),
     "unet": (((2, 3, 32, 32), (2, 256)), (2, 3, 32, 32), notes_unet_count(), {}),  # image and context u
     "vit": (((2, 3, 32, 32),), (2, 10), vit_count(patch=4, dim=192, depth=6, mlp=768, classes=10, tokens=65,
                                                learned_pos=False, embed_norm=True), {}),
@@ -128,9 +152,20 @@ def test_registry_model(name):
     model = create(name, **overrides)
     torch.manual_seed(2)  # dropout draws from the global generator
     out = model(*inputs)
-    assert out.shape == output_shape and torch.isfinite(out).all()
-    out.square().mean().backward()
-    dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    outs = out if isinstance(out, tuple) else (out,)  # GoogLeNet with auxiliary heads returns three in training
+    shapes = output_shape if isinstance(output_shape[0], tuple) else (output_shape,)
+    assert tuple(o.shape for o in outs) == shapes and all(torch.isfinite(o).all() for o in outs)
+    sum(o.square().mean() for o in outs).backward()
+    # A parameter must move the output in training or in evaluation mode. Evaluation is needed because in training
+    # mode a batch norm that subtracts the batch mean makes the shift of an earlier batch norm redundant (its
+    # gradient is zero up to rounding: MobileNetV2, EfficientNet); training, because the auxiliary heads of
+    # GoogLeNet only act there.
+    evaluated = copy.deepcopy(model).eval()
+    evaluated.zero_grad()
+    evaluated(*inputs).square().mean().backward()
+    moved = {n for n, p in evaluated.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    dead = [n for n, p in model.named_parameters()
+            if n not in moved and (p.grad is None or not p.grad.abs().sum() > 0)]
     assert not dead, f"parameters without gradient: {dead[:5]}"
     torch.manual_seed(0)
     again = create(name, **overrides)
@@ -140,12 +175,15 @@ def test_registry_model(name):
         assert torch.equal(a, b), n
     torch.manual_seed(2)
     with torch.no_grad():
-        assert torch.equal(again(*inputs), out.detach())  # same weights, same batch, same dropout: same output
+        again_out = again(*inputs)
+    again_outs = again_out if isinstance(again_out, tuple) else (again_out,)
+    for a, o in zip(again_outs, outs, strict=True):  # same weights, same batch, same dropout: same output
+        assert torch.equal(a, o.detach())
 
 
 @pytest.mark.parametrize("call, exc, match", [
     (lambda: create("resnet5"), ValueError, r"unknown model 'resnet5'; did you mean 'resnet50'"),
-    (lambda: create("vgg"), ValueError, r"unknown model 'vgg' \(known: "),
+    (lambda: create("xyz"), ValueError, r"unknown model 'xyz' \(known: "),
     (lambda: create("resnet50", depth=50), TypeError, r"has no config fields \['depth'\]"),
     (lambda: create("resnet50", stem="tiny"), ValueError, r"stem must be 'cifar' or 'imagenet'"),
     (lambda: create("resnet50", blocks=()), ValueError, r"blocks must be a non-empty tuple"),

@@ -8,7 +8,20 @@ every parameter, determinism under a seed, and the exact parameter count against
 number or a count derived in closed form from the architecture.
 """
 
-from visarch.models import resnet, unet, vit  # noqa: F401  (importing a model module registers its models)
+from visarch.models import (  # noqa: F401  (importing a model module registers its models)
+    alexnet,
+    efficientnet,
+    googlenet,
+    inception_resnet,
+    lenet,
+    mobilenet,
+    regnet,
+    resnet,
+    unet,
+    vgg,
+    vit,
+    wide_resnet,
+)
 from visarch.models.registry import create, get_config, list_models, register
 
 __all__ = ["create", "get_config", "list_models", "register"]
