@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image
+from visarch.models.layers import check_image, check_positive_int, check_probability
 from visarch.models.registry import register
 
 __all__ = ["AlexNet", "AlexNetConfig", "MIN_SIZE"]
@@ -51,14 +51,11 @@ class AlexNetConfig:
 
     def __post_init__(self):
         for name in ("in_channels", "num_classes", "hidden"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if len(self.channels) != 5 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
                                           for c in self.channels):
             raise ValueError(f"channels must be five positive ints, one per convolution, got {self.channels!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout probability must be in [0, 1), got {self.dropout!r}")
+        check_probability("dropout probability", self.dropout)
 
 
 class AlexNet(nn.Module):

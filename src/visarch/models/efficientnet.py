@@ -48,7 +48,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import SqueezeExcitation, check_image, check_positive, conv_bn_act, make_divisible
+from visarch.models.layers import (
+    SqueezeExcitation,
+    check_image,
+    check_positive,
+    check_positive_int,
+    check_probability,
+    conv_bn_act,
+    make_divisible,
+)
 from visarch.models.registry import register
 
 __all__ = ["B0_STAGES", "EfficientNet", "EfficientNetConfig", "MBConv", "StochasticDepth"]
@@ -76,15 +84,11 @@ class EfficientNetConfig:
         check_positive("width multiplier w", self.width_mult)
         check_positive("depth multiplier d", self.depth_mult)
         for name in ("resolution", "head_channels", "in_channels", "num_classes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if self.resolution < TOTAL_STRIDE:
             raise ValueError(f"resolution {self.resolution} is smaller than the network's total stride {TOTAL_STRIDE}")
         for name in ("dropout", "stochastic_depth"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ValueError(f"{name} probability must be in [0, 1), got {value!r}")
+            check_probability(f"{name} probability", getattr(self, name))
         if not self.stages:
             raise ValueError("stages must list at least one row (t, k, s, C_in, C_out, L)")
         previous = None

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visarch.models.layers import check_image, conv_bn_act
+from visarch.models.layers import check_image, check_positive_int, check_probability, conv_bn_act
 from visarch.models.registry import register
 
 __all__ = ["AuxiliaryHead", "GoogLeNet", "GoogLeNetConfig", "INCEPTION_MODULES", "Inception", "googlenet_loss"]
@@ -76,15 +76,12 @@ class GoogLeNetConfig:
 
     def __post_init__(self):
         for name in ("in_channels", "num_classes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if isinstance(self.kernel_5x5, bool) or not isinstance(self.kernel_5x5, int) or self.kernel_5x5 < 1 \
                 or self.kernel_5x5 % 2 == 0:
             raise ValueError(f"kernel_5x5 must be a positive odd int (a same-padded filter), got {self.kernel_5x5!r}")
         for name in ("dropout", "aux_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} probability must be in [0, 1), got {getattr(self, name)!r}")
+            check_probability(f"{name} probability", getattr(self, name))
         if not self.eps > 0:
             raise ValueError(f"batch-norm eps must be > 0, got {self.eps!r}")
 

@@ -1,5 +1,5 @@
-r"""Pieces the CNN families share: convolution + batch norm + activation, squeeze-and-excitation,
-channel rounding, and the input checks every model applies.
+r"""Pieces the models share: convolution + batch norm + activation, squeeze-and-excitation,
+channel rounding, and the checks every configuration and every model's input go through.
 
 Squeeze-and-excitation (Hu et al., 2018) reweights the :math:`C` channels of
 :math:`\mathbf{x} \in \mathbb{R}^{C \times H \times W}`: squeeze each channel to its mean
@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SqueezeExcitation", "check_divisible", "check_image", "check_positive", "conv_bn_act", "make_divisible"]
+__all__ = ["SqueezeExcitation", "check_divisible", "check_image", "check_positive", "check_positive_int",
+           "check_probability", "conv_bn_act", "make_divisible"]
 
 
 def conv_bn_act(c_in: int, c_out: int, kernel_size: int, *, stride: int = 1, groups: int = 1,
@@ -57,6 +58,18 @@ def check_positive(name: str, value) -> None:
     """``ValueError`` unless ``value`` is a positive number (width multipliers, ratios, counts)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+def check_positive_int(name: str, value) -> None:
+    """``ValueError`` unless ``value`` is a positive int (a bool is not one): channel counts, depths, sizes."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def check_probability(name: str, value) -> None:
+    """``ValueError`` unless ``value`` is a number in [0, 1): dropout and drop-path probabilities, ratios."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 def check_divisible(channels: int, groups: int, what: str) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image
+from visarch.models.layers import check_image, check_positive_int
 from visarch.models.registry import register
 
 __all__ = ["LeNet5", "LeNet5Config"]
@@ -48,9 +48,7 @@ class LeNet5Config:
 
     def __post_init__(self):
         for name in ("in_channels", "num_classes", "hidden"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if len(self.channels) != 3 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
                                           for c in self.channels):
             raise ValueError(f"channels must be three positive ints (C1, C3, C5), got {self.channels!r}")

@@ -58,7 +58,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image, check_positive, conv_bn_act, make_divisible
+from visarch.models.layers import (
+    check_image,
+    check_positive,
+    check_positive_int,
+    check_probability,
+    conv_bn_act,
+    make_divisible,
+)
 from visarch.models.registry import register
 
 __all__ = ["DepthwiseSeparable", "InvertedResidual", "MobileNetV1", "MobileNetV1Config", "MobileNetV2",
@@ -73,17 +80,6 @@ V2_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
               (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))  # table 2 of the paper: (t, c, n, s)
 
 
-def _check_classes(in_channels, num_classes):
-    for name, value in (("in_channels", in_channels), ("num_classes", num_classes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _check_dropout(p):
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
-
-
 @dataclass(frozen=True)
 class MobileNetV1Config:
     alpha: float = 1.0  # width multiplier: a layer with c channels gets max(int(alpha * c), min_channels)
@@ -93,9 +89,8 @@ class MobileNetV1Config:
 
     def __post_init__(self):
         check_positive("width multiplier alpha", self.alpha)
-        if isinstance(self.min_channels, bool) or not isinstance(self.min_channels, int) or self.min_channels < 1:
-            raise ValueError(f"min_channels must be a positive int, got {self.min_channels!r}")
-        _check_classes(self.in_channels, self.num_classes)
+        for name in ("min_channels", "in_channels", "num_classes"):
+            check_positive_int(name, getattr(self, name))
 
     def channels(self, c: int) -> int:
         """The width of a layer that has ``c`` channels at alpha = 1."""
@@ -149,9 +144,7 @@ class MobileNetV2Config:
     def __post_init__(self):
         check_positive("width multiplier", self.width_mult)
         for name in ("stem_channels", "last_channels", "round_to"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if not self.setting:
             raise ValueError("setting must list at least one row (t, c, n, s)")
         for row in self.setting:
@@ -162,8 +155,9 @@ class MobileNetV2Config:
                 raise ValueError(f"expansion factor t, channels c and repeats n must be >= 1, got {row!r}")
             if s not in (1, 2):
                 raise ValueError(f"stride s must be 1 or 2, got {s} in row {row!r}")
-        _check_dropout(self.dropout)
-        _check_classes(self.in_channels, self.num_classes)
+        check_probability("dropout probability", self.dropout)
+        for name in ("in_channels", "num_classes"):
+            check_positive_int(name, getattr(self, name))
 
     def channels(self, c: int) -> int:
         """The width of a layer that has ``c`` channels at width multiplier 1."""

@@ -57,7 +57,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import SqueezeExcitation, check_image, check_positive, conv_bn_act, make_divisible
+from visarch.models.layers import (
+    SqueezeExcitation,
+    check_image,
+    check_positive,
+    check_positive_int,
+    check_probability,
+    conv_bn_act,
+    make_divisible,
+)
 from visarch.models.registry import register
 
 __all__ = ["AnyNet", "AnyNetConfig", "RegNetConfig", "XBlock", "adjust_widths_to_groups", "block_widths",
@@ -66,14 +74,9 @@ __all__ = ["AnyNet", "AnyNetConfig", "RegNetConfig", "XBlock", "adjust_widths_to
 _ROUNDINGS = ("make_divisible", "half_even")
 
 
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _check_rule(depth, w_0, w_a, w_m, q) -> None:
-    _positive_int("depth d", depth)
-    _positive_int("quantum q", q)
+    check_positive_int("depth d", depth)
+    check_positive_int("quantum q", q)
     check_positive("initial width w_0", w_0)
     if w_0 % q:
         raise ValueError(f"initial width w_0={w_0} must be a multiple of q={q}")
@@ -141,10 +144,10 @@ class AnyNetConfig:
                 raise ValueError(f"{name} must be a non-empty tuple with one entry per stage "
                                  f"({stages} stages from depths), got {value!r}")
         for i in range(stages):
-            _positive_int(f"depth d_{i + 1}", self.depths[i])
-            _positive_int(f"width w_{i + 1}", self.widths[i])
-            _positive_int(f"group width g_{i + 1}", self.group_widths[i])
-            _positive_int(f"stride of stage {i + 1}", self.strides[i])
+            check_positive_int(f"depth d_{i + 1}", self.depths[i])
+            check_positive_int(f"width w_{i + 1}", self.widths[i])
+            check_positive_int(f"group width g_{i + 1}", self.group_widths[i])
+            check_positive_int(f"stride of stage {i + 1}", self.strides[i])
             check_positive(f"bottleneck ratio b_{i + 1}", self.bottleneck_ratios[i])
             w_b = self.widths[i] / self.bottleneck_ratios[i]
             if w_b != int(w_b):
@@ -153,10 +156,9 @@ class AnyNetConfig:
             if int(w_b) % self.group_widths[i]:
                 raise ValueError(f"group width g_{i + 1}={self.group_widths[i]} does not divide the bottleneck "
                                  f"width w_b={int(w_b)} of stage {i + 1}")
-        if isinstance(self.se_ratio, bool) or not isinstance(self.se_ratio, (int, float)) or not 0 <= self.se_ratio < 1:
-            raise ValueError(f"se_ratio must be in [0, 1), got {self.se_ratio!r}")
+        check_probability("se_ratio", self.se_ratio)
         for name in ("stem_width", "stem_stride", "in_channels", "num_classes"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
 
     @property
     def total_stride(self) -> int:
@@ -183,11 +185,11 @@ class RegNetConfig:
 
     def __post_init__(self):
         _check_rule(self.depth, self.w_0, self.w_a, self.w_m, self.q)
-        _positive_int("group width g", self.group_width)
+        check_positive_int("group width g", self.group_width)
         check_positive("bottleneck ratio b", self.bottleneck_ratio)
         if self.group_rounding not in _ROUNDINGS:
             raise ValueError(f"group_rounding must be one of {_ROUNDINGS}, got {self.group_rounding!r}")
-        _positive_int("stage_stride", self.stage_stride)
+        check_positive_int("stage_stride", self.stage_stride)
         self.anynet()  # validates the stages the rule produces
 
     def anynet(self) -> AnyNetConfig:

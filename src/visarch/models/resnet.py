@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import SqueezeExcitation, check_divisible, check_image
+from visarch.models.layers import SqueezeExcitation, check_divisible, check_image, check_positive_int
 from visarch.models.registry import register
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResNetConfig"]
@@ -65,8 +65,7 @@ class ResNetConfig:
         if self.block not in ("bottleneck", "basic"):
             raise ValueError(f"block must be 'bottleneck' or 'basic', got {self.block!r}")
         for name in ("width", "in_channels", "expansion", "groups"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+            check_positive_int(name, getattr(self, name))
         for name in ("num_classes", "bottleneck_width", "se_reduction"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from visarch.models.layers import check_positive_int, check_probability
 from visarch.models.registry import register
 from visarch.nn import MultiHeadSelfAttention2d
 
@@ -59,14 +60,11 @@ class UNetConfig:
             raise ValueError(f"channels and attention need one entry per resolution, got {len(self.channels)} "
                              f"and {len(self.attention)}")
         for name in ("in_channels", "base_channels", "blocks", "embed_dim", "groups", "heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         for c in (self.base_channels, *self.channels):
             if c % self.groups:
                 raise ValueError(f"{c} channels are not divisible by the {self.groups} groups of GroupNorm")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_probability("dropout", self.dropout)
 
 
 class ResBlockU(nn.Module):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image
+from visarch.models.layers import check_image, check_positive_int, check_probability
 from visarch.models.registry import register
 
 __all__ = ["LRN", "VGG", "VGGConfig", "VGG_CONFIGURATIONS"]
@@ -69,11 +69,8 @@ class VGGConfig:
             raise ValueError(f"configuration must be a column of table 1 ({', '.join(VGG_CONFIGURATIONS)}), "
                              f"got {self.configuration!r}")
         for name in ("in_channels", "num_classes", "hidden", "pooled"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout ratio must be in [0, 1), got {self.dropout!r}")
+            check_positive_int(name, getattr(self, name))
+        check_probability("dropout ratio", self.dropout)
 
 
 class VGG(nn.Module):

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from visarch.models.layers import check_positive_int
 from visarch.models.registry import register
 
 __all__ = ["EncoderBlock", "ViT", "ViTConfig", "sinusoidal_embeddings"]
@@ -56,9 +57,7 @@ class ViTConfig:
 
     def __post_init__(self):
         for name in ("image_size", "patch_size", "in_channels", "dim", "depth", "heads", "mlp_dim", "num_classes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if self.image_size % self.patch_size:
             raise ValueError(f"image size {self.image_size} is not divisible by the patch size {self.patch_size}")
         if self.dim % self.heads:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image
+from visarch.models.layers import check_image, check_positive_int, check_probability
 from visarch.models.registry import register
 
 __all__ = ["PreActBlock", "WideResNet", "WideResNetConfig"]
@@ -51,10 +51,8 @@ class WideResNetConfig:
         if not isinstance(self.depth, int) or self.depth < 10 or (self.depth - 4) % 6:
             raise ValueError(f"depth d={self.depth!r} must satisfy d = 6N + 4 with N >= 1 blocks per group")
         for name in ("widen", "num_classes", "in_channels"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            check_positive_int(name, getattr(self, name))
+        check_probability("dropout", self.dropout)
 
 
 class PreActBlock(nn.Module):
