@@ -3,7 +3,9 @@
 Checked against scikit-learn itself (not against the code under test): the two splits together
 are exactly the 1,797 images and labels of ``load_digits`` (as multisets of rows), with
 1,347 / 450 images, every class in the same proportion in both, intensities divided by 16, and
-the same split on every call.
+the same split on every call.  ``moving_digits`` is checked by its construction: each video moving
+left is the video moving right played backwards (likewise up and down), and the digit's centre of
+mass moves by exactly one pixel a frame.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from visarch.data import TEST_PHOTOGRAPH, TRAIN_PHOTOGRAPHS, digits, photo_patches, photograph, random_shift
+from visarch.data import (
+    TEST_PHOTOGRAPH,
+    TRAIN_PHOTOGRAPHS,
+    digits,
+    moving_digits,
+    photo_patches,
+    photograph,
+    random_shift,
+)
 
 
 def rows(images, labels):
@@ -118,3 +128,16 @@ def test_random_shift_refuses_bad_input():
         random_shift(torch.zeros(1, 1, 4, 4), -1)
     with pytest.raises(ValueError, match=r"images must be \[N, C, H, W\], got shape \(4, 4\)"):
         random_shift(torch.zeros(4, 4))
+
+
+def test_moving_digits_reversal_pairs():
+    videos, directions, digit_labels = moving_digits("test")
+    assert videos.shape == (1800, 1, 5, 12, 12)
+    assert directions[:8].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert torch.equal(videos[0::4].flip(2), videos[1::4]) and torch.equal(videos[2::4].flip(2), videos[3::4])
+    first = videos[0, 0]  # moving right: the column of mass increases by one pixel a frame
+    cols = [(f.sum(0) * torch.arange(12.0)).sum() / f.sum() for f in first]
+    assert all(abs(float(b - a) - 1) < 1e-4 for a, b in zip(cols, cols[1:], strict=False))
+    assert digit_labels[:4].unique().numel() == 1
+    with pytest.raises(ValueError, match="canvas must be an int >= 8 \\+ frames - 1 = 12"):
+        moving_digits("test", canvas=11)

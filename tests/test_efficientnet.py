@@ -24,7 +24,8 @@ from torch import nn
 
 from visarch.cost import model_macs, parameter_count
 from visarch.models import create
-from visarch.models.efficientnet import MBConv, StochasticDepth
+from visarch.models.efficientnet import MBConv
+from visarch.models.layers import StochasticDepth
 
 META = torch.device("meta")
 

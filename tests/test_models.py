@@ -67,6 +67,34 @@ def wrn_count(depth, k, classes=10):
     return total + 2 * c_in + c_in * classes + classes
 
 
+def densenet_count(blocks=(6, 12, 24, 16), k=32, stem=64, classes=1000):
+    """DenseNet-BC: a 7x7 stem with BN; each dense layer reading c channels is BN, 1x1 conv to 4k, BN, 3x3 conv to k
+    (no biases); each transition from m channels is BN and a 1x1 conv to m/2; a final BN and the classifier."""
+    total, c = 49 * 3 * stem + 2 * stem, stem
+    for i, layers in enumerate(blocks):
+        for _ in range(layers):
+            total += (4 * k + 2) * c + 8 * k + 36 * k * k
+            c += k
+        if i < len(blocks) - 1:
+            total += 2 * c + c * (c // 2)
+            c //= 2
+    return total + 2 * c + c * classes + classes
+
+
+def video_net_count(widths, block, time=3, size=3, in_channels=1, classes=4):
+    """The small video networks: per block a bias-free t x d x d convolution and BN, or for (2+1)D a 1 x d x d
+    convolution to M = floor(t d^2 N N' / (d^2 N + t N')) channels, BN, a t x 1 x 1 convolution, BN; a classifier."""
+    total, c_in = 0, in_channels
+    for n in widths:
+        if block == "r2plus1d":
+            m = time * size**2 * c_in * n // (size**2 * c_in + time * n)
+            total += size**2 * c_in * m + 2 * m + time * m * n + 2 * n
+        else:
+            total += time * size**2 * c_in * n + 2 * n
+        c_in = n
+    return total + c_in * classes + classes
+
+
 def vit_count(*, patch, dim, depth, mlp, classes, tokens, learned_pos, embed_norm, channels=3):
     """Parameters of a ViT, from the architecture (linear layers and LayerNorms with biases)."""
     block = 2 * 2 * dim + (3 * dim * dim + 3 * dim) + (dim * dim + dim) + (dim * mlp + mlp) + (mlp * dim + dim)
@@ -136,6 +164,12 @@ EXPECTED = {  # name -> (input shapes, output shape, parameter count from an ind
     "efficientnet_b1": (((2, 3, 64, 64),), (2, 1000), 7_794_184, {}),
     "efficientnet_b2": (((2, 3, 64, 64),), (2, 1000), 9_109_994, {}),
     "efficientnet_b3": (((2, 3, 64, 64),), (2, 1000), 12_233_232, {}),
+    "densenet121": (((2, 3, 32, 32),), (2, 1000), densenet_count(), {}),  # closed form = published 7,978,856
+    "convnext_tiny": (((2, 3, 32, 32),), (2, 1000), 28_589_128, {}),  # published (torchvision convnext_tiny)
+    # the video chapter's small networks on [B, 1, T, H, W] clips of moving digits (closed forms)
+    "frames2d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_count((14, 28, 55), "c3d", time=1), {}),
+    "c3d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_count((8, 16, 32), "c3d"), {}),
+    "r2plus1d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_count((8, 16, 32), "r2plus1d"), {}),
     "unet": (((2, 3, 32, 32), (2, 256)), (2, 3, 32, 32), notes_unet_count(), {}),  # image and context u
     "vit": (((2, 3, 32, 32),), (2, 10), vit_count(patch=4, dim=192, depth=6, mlp=768, classes=10, tokens=65,
                                                learned_pos=False, embed_norm=True), {}),
@@ -156,6 +190,9 @@ def test_the_closed_forms_reproduce_the_published_counts():
     # tables print 8.9M, 11.0M and 36.5M for WRN-40-4, WRN-16-8 and WRN-28-10
     assert se_resnet50_count() == 28_088_024 and wrn_count(28, 10) == 36_479_194
     assert [round(wrn_count(d, k) / 1e6, 1) for d, k in ((40, 4), (16, 8), (28, 10))] == [8.9, 11.0, 36.5]
+    # DenseNet-121, -169, -201 and -161 as torchvision publishes them
+    assert densenet_count() == 7_978_856 and densenet_count((6, 12, 32, 32)) == 14_149_480
+    assert densenet_count((6, 12, 48, 32)) == 20_013_928 and densenet_count((6, 12, 36, 24), 48, 96) == 28_681_000
     # the ViT formula with the paper's table 1 gives the published counts
     published = {(16, 768, 12, 3072): 86_567_656, (16, 1024, 24, 4096): 304_326_632, (14, 1280, 32, 5120): 632_045_800}
     for (patch, dim, depth, mlp), count in published.items():

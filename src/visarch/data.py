@@ -10,6 +10,11 @@ out whole for testing, so a denoiser is judged on a picture it has never seen.
 
 ``random_shift`` is the book's one augmentation: every image moved by a few pixels, zeros
 filling in, so a network learns that a digit one pixel to the left is the same digit.
+
+``moving_digits`` turns the digits into short grey videos for the video chapter: each digit is
+pasted on a blank canvas and moved by one pixel a frame in each of four directions, so a video moving
+right is the video moving left played backwards (likewise down and up), and a model that ignores the
+order of the frames cannot tell those two apart.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import torch
 
 from visarch.functional._checks import check_int
 
-__all__ = ["DIGITS_SPLIT_SEED", "DIGITS_TEST_FRACTION", "TEST_PHOTOGRAPH", "TRAIN_PHOTOGRAPHS", "digits",
-           "photo_patches", "photograph", "random_shift"]
+__all__ = ["DIGITS_SPLIT_SEED", "DIGITS_TEST_FRACTION", "DIRECTIONS", "TEST_PHOTOGRAPH", "TRAIN_PHOTOGRAPHS",
+           "digits", "moving_digits", "photo_patches", "photograph", "random_shift"]
 
 DIGITS_SPLIT_SEED = 0  # random_state of the stratified split
 DIGITS_TEST_FRACTION = 0.25  # 450 of the 1,797 images
@@ -99,3 +104,34 @@ def random_shift(images: torch.Tensor, max_shift: int = 1, *, generator: torch.G
     cols = offsets[:, 1:] + torch.arange(width, device=images.device)  # [N, W]
     batch = torch.arange(n, device=images.device)[:, None, None]
     return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # [N, H, W, C] -> NCHW
+
+
+DIRECTIONS = ("right", "left", "down", "up")  # label k is DIRECTIONS[k]
+
+
+def moving_digits(split: str = "train", *, frames: int = 5, canvas: int = 12, seed: int = 0
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(videos, directions, digit_labels)``: ``videos`` is ``[4N, 1, frames, canvas, canvas]`` float32 in
+    [0, 1], ``directions`` ``[4N]`` in 0..3 (:data:`DIRECTIONS`), ``digit_labels`` ``[4N]`` in 0..9; row
+    ``4i + k`` is digit ``i`` of ``digits(split)`` moving in direction ``k``.
+
+    The digit travels ``frames - 1`` pixels, so ``canvas`` must be at least ``8 + frames - 1``; its
+    offset across the motion is drawn uniformly in ``0..canvas - 8`` from ``seed``.
+    """
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 2:
+        raise ValueError(f"frames must be an int >= 2 (motion needs two frames), got {frames!r}")
+    if not isinstance(canvas, int) or canvas < 8 + frames - 1:
+        raise ValueError(f"canvas must be an int >= 8 + frames - 1 = {8 + frames - 1}, got {canvas!r}")
+    images, labels = digits(split)
+    n = images.shape[0]
+    room = canvas - 8
+    across = torch.randint(0, room + 1, (n,), generator=torch.Generator().manual_seed(seed))
+    videos = torch.zeros(n, 4, 1, frames, canvas, canvas)
+    for i in range(n):
+        a = int(across[i])
+        for t in range(frames):
+            # the forward position, and its mirror for the reversed direction
+            for k, (row, col) in enumerate(((a, t), (a, frames - 1 - t), (t, a), (frames - 1 - t, a))):
+                videos[i, k, 0, t, row:row + 8, col:col + 8] = images[i, 0]
+    return (videos.reshape(4 * n, 1, frames, canvas, canvas), torch.arange(4).repeat(n),
+            labels.repeat_interleave(4))

@@ -1,4 +1,4 @@
-"""Every architecture of the book, by name (Front-end modules and CNN families chapters).
+"""Every architecture of the book, by name (Front-end modules, CNN families, and Modern ConvNets and video).
 
 ``list_models()`` names them; ``create(name, **overrides)`` builds one from its config, with
 any config field overridden by keyword.  Each model lives in a module of its own with a config
@@ -10,15 +10,20 @@ number or a count derived in closed form from the architecture.
 
 from visarch.models import (  # noqa: F401  (importing a model module registers its models)
     alexnet,
+    convnext,
+    densenet,
     efficientnet,
+    fcn,
     googlenet,
     inception_resnet,
+    large_kernel,
     lenet,
     mobilenet,
     regnet,
     resnet,
     unet,
     vgg,
+    video,
     vit,
     wide_resnet,
 )

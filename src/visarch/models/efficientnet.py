@@ -50,6 +50,7 @@ from torch import nn
 
 from visarch.models.layers import (
     SqueezeExcitation,
+    StochasticDepth,
     check_image,
     check_positive,
     check_positive_int,
@@ -113,24 +114,6 @@ class EfficientNetConfig:
     def layers(self, n: int) -> int:
         """The number of blocks of a stage that has ``n`` in B0."""
         return math.ceil(n * self.depth_mult)
-
-
-class StochasticDepth(nn.Module):
-    """``[B, ...] -> [B, ...]``: in training, each image's tensor is zeroed with probability p and otherwise
-    divided by 1 - p (the draw uses the global generator, so ``torch.manual_seed`` makes it repeatable)."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        keep = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
-        return x * keep.bernoulli_(1 - self.p) / (1 - self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p:.4f}"
 
 
 class MBConv(nn.Module):

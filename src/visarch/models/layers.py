@@ -1,5 +1,5 @@
 r"""Pieces the models share: convolution + batch norm + activation, squeeze-and-excitation,
-channel rounding, and the checks every configuration and every model's input go through.
+stochastic depth, channel rounding, and the checks every configuration and every model's input go through.
 
 Squeeze-and-excitation (Hu et al., 2018) reweights the :math:`C` channels of
 :math:`\mathbf{x} \in \mathbb{R}^{C \times H \times W}`: squeeze each channel to its mean
@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SqueezeExcitation", "check_divisible", "check_image", "check_positive", "check_positive_int",
-           "check_probability", "conv_bn_act", "make_divisible"]
+__all__ = ["SqueezeExcitation", "StochasticDepth", "check_divisible", "check_image", "check_positive",
+           "check_positive_int", "check_probability", "conv_bn_act", "make_divisible"]
 
 
 def conv_bn_act(c_in: int, c_out: int, kernel_size: int, *, stride: int = 1, groups: int = 1,
@@ -45,6 +45,24 @@ class SqueezeExcitation(nn.Module):
         s = x.mean((2, 3), keepdim=True)  # squeeze: [B, C, 1, 1]
         s = torch.sigmoid(self.expand(self.act(self.reduce(s))))  # excite: [B, C, 1, 1]
         return x * s  # scale
+
+
+class StochasticDepth(nn.Module):
+    """``[B, ...] -> [B, ...]``: in training, each image's tensor is zeroed with probability p and otherwise
+    divided by 1 - p (the draw uses the global generator, so ``torch.manual_seed`` makes it repeatable)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
+        return x * keep.bernoulli_(1 - self.p) / (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:.4f}"
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

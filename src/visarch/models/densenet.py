@@ -1,0 +1,154 @@
+r"""DenseNet: every layer of a block reads the concatenation of all earlier maps (Huang et al., 2017).
+
+Inside a *dense block* the :math:`\ell`-th layer computes
+:math:`\mathbf{x}_\ell = H_\ell([\mathbf{x}_0, \mathbf{x}_1, \dots, \mathbf{x}_{\ell-1}])`, where
+:math:`[\cdot]` concatenates along the channels and every :math:`H_\ell` adds :math:`k` new channels
+(the *growth rate*).  A block with :math:`c_0` input channels and :math:`L` layers therefore feeds
+its :math:`\ell`-th layer :math:`c_0 + (\ell - 1)k` channels and outputs :math:`c_0 + Lk`.
+DenseNet-BC's :math:`H_\ell` is a bottleneck, BN-ReLU-Conv(1 x 1, :math:`4k`)-BN-ReLU-Conv(3 x 3,
+:math:`k`), and a *transition* between blocks, BN-ReLU-Conv(1 x 1)-AvgPool(2 x 2, stride 2),
+compresses :math:`m` channels to :math:`\lfloor \theta m \rfloor` (:math:`\theta = 0.5`) and halves
+the resolution.
+
+With :math:`c` input channels a dense layer holds :math:`2c` batch-norm parameters, :math:`4k c`
+weights of the 1 x 1 convolution, :math:`8k` of the second batch norm and :math:`36 k^2` of the
+3 x 3 convolution: :math:`(4k + 2)c + 8k + 36k^2`; a transition from :math:`m` channels holds
+:math:`2m + m \lfloor \theta m \rfloor`.  None of the convolutions has a bias (batch norm follows
+or precedes every one of them).
+
+Shapes of DenseNet-121 (k = 32, blocks of 6, 12, 24 and 16 layers) for ``[B, 3, 224, 224]``::
+
+    stem: 7x7 conv 64, stride 2; BN, ReLU; 3x3 max pool, stride 2   [B, 64, 56, 56]
+    dense block 1 (6 layers)                                        [B, 256, 56, 56]
+    transition 1                                                    [B, 128, 28, 28]
+    dense block 2 (12 layers)                                       [B, 512, 28, 28]
+    transition 2                                                    [B, 256, 14, 14]
+    dense block 3 (24 layers)                                       [B, 1024, 14, 14]
+    transition 3                                                    [B, 512, 7, 7]
+    dense block 4 (16 layers)                                       [B, 1024, 7, 7]
+    BN, ReLU, global average pool                                   [B, 1024]
+    linear                                                          [B, 1000]
+
+7,978,856 parameters, the count torchvision publishes for its ``densenet121``.  DenseNet-169, -201
+((6, 12, 32, 32), (6, 12, 48, 32)) and -161 (k = 48, 96 initial channels, (6, 12, 36, 24)) are
+the same configuration with other numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from visarch.models.layers import check_image, check_positive_int
+from visarch.models.registry import register
+
+__all__ = ["DenseBlock", "DenseLayer", "DenseNet", "DenseNetConfig", "Transition"]
+
+TOTAL_STRIDE = 32  # stem 4 (stride-2 convolution, stride-2 max pool), then three transitions of 2
+
+
+@dataclass(frozen=True)
+class DenseNetConfig:
+    growth_rate: int = 32  # k: channels each dense layer adds (DenseNet-121)
+    blocks: tuple[int, ...] = (6, 12, 24, 16)  # L of each dense block (DenseNet-121)
+    init_features: int = 64  # channels of the 7x7 stem convolution (2k in the paper)
+    bottleneck: int = 4  # the 1x1 convolution of a dense layer outputs bottleneck * k channels
+    compression: float = 0.5  # theta: a transition keeps floor(theta * m) of its m channels
+    in_channels: int = 3  # colour channels of the input image
+    num_classes: int = 1000  # ImageNet classes
+
+    def __post_init__(self):
+        for name in ("growth_rate", "init_features", "bottleneck", "in_channels", "num_classes"):
+            check_positive_int(name, getattr(self, name))
+        if not self.blocks or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in self.blocks):
+            raise ValueError(f"blocks must be a non-empty tuple of positive ints (layers per dense block), "
+                             f"got {self.blocks!r}")
+        theta = self.compression
+        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not 0 < theta <= 1:
+            raise ValueError(f"compression factor theta must be in (0, 1], got {theta!r}")
+        for m in self.block_outputs()[:-1]:
+            if int(theta * m) < 1:
+                raise ValueError(f"compression theta={theta} leaves no channel of a transition's {m} inputs")
+
+    def block_outputs(self) -> list[int]:
+        """Channels leaving each dense block: ``c_0 + L k``, with ``c_0`` the previous transition's output."""
+        outputs, c = [], self.init_features
+        for i, layers in enumerate(self.blocks):
+            c += layers * self.growth_rate
+            outputs.append(c)
+            if i < len(self.blocks) - 1:
+                c = int(self.compression * c)
+        return outputs
+
+
+class DenseLayer(nn.Module):
+    """``[B, c, H, W] -> [B, k, H, W]``: BN-ReLU-Conv 1x1 (to bottleneck * k) - BN-ReLU-Conv 3x3 (to k)."""
+
+    def __init__(self, in_channels: int, growth_rate: int, bottleneck: int):
+        super().__init__()
+        width = bottleneck * growth_rate
+        self.norm1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, growth_rate, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.conv1(torch.relu(self.norm1(x)))  # [B, 4k, H, W]
+        return self.conv2(torch.relu(self.norm2(z)))  # [B, k, H, W]
+
+
+class DenseBlock(nn.Module):
+    """``[B, c_0, H, W] -> [B, c_0 + L k, H, W]``: layer ``l`` reads all ``c_0 + (l - 1) k`` channels so far."""
+
+    def __init__(self, in_channels: int, layers: int, growth_rate: int, bottleneck: int):
+        super().__init__()
+        self.layers = nn.ModuleList(DenseLayer(in_channels + i * growth_rate, growth_rate, bottleneck)
+                                    for i in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = [x]
+        for layer in self.layers:
+            maps.append(layer(torch.cat(maps, 1)))  # the new k channels join every later layer's input
+        return torch.cat(maps, 1)
+
+
+class Transition(nn.Sequential):
+    """``[B, m, H, W] -> [B, floor(theta m), H/2, W/2]``: BN, ReLU, 1x1 convolution, 2x2 average pool."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(nn.BatchNorm2d(in_channels), nn.ReLU(), nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                         nn.AvgPool2d(2, stride=2))
+
+
+class DenseNet(nn.Module):
+    """``[B, C, H, W] -> [B, num_classes]`` for ``H, W >= 32``."""
+
+    def __init__(self, config: DenseNetConfig):
+        super().__init__()
+        self.config = config
+        c = config.init_features
+        self.stem = nn.Sequential(nn.Conv2d(config.in_channels, c, 7, stride=2, padding=3, bias=False),
+                                  nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1))
+        stages = []
+        for i, layers in enumerate(config.blocks):
+            stages.append(DenseBlock(c, layers, config.growth_rate, config.bottleneck))
+            c += layers * config.growth_rate
+            if i < len(config.blocks) - 1:
+                stages.append(Transition(c, int(config.compression * c)))
+                c = int(config.compression * c)
+        self.features = nn.Sequential(*stages)
+        self.norm = nn.BatchNorm2d(c)  # the last block's output has not been normalised yet
+        self.classifier = nn.Linear(c, config.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image(x, in_channels=self.config.in_channels, min_size=TOTAL_STRIDE, model="DenseNet")
+        z = torch.relu(self.norm(self.features(self.stem(x))))  # [B, 1024, H/32, W/32]
+        return self.classifier(z.mean((2, 3)))  # [B, 1024] -> [B, num_classes]
+
+
+@register("densenet121", DenseNetConfig)
+def build_densenet(config: DenseNetConfig) -> DenseNet:
+    """DenseNet-BC (Huang et al., 2017); the registered DenseNet-121 is k = 32 with blocks (6, 12, 24, 16)."""
+    return DenseNet(config)
