@@ -95,6 +95,17 @@ def video_net_count(widths, block, time=3, size=3, in_channels=1, classes=4):
     return total + c_in * classes + classes
 
 
+def timesformer_count(*, channels=3, patch=8, dim=64, patches=16, frames=2, depth=2, attentions=2, ratio=4,
+                      classes=10):
+    """A divided space-time TimeSformer: patch embedding, learnt space and time embeddings; per block, each
+    attention is a LayerNorm and four D x D maps with biases, the MLP a LayerNorm and D -> rD -> D; a final
+    LayerNorm and the classifier on the mean token."""
+    attention = 4 * dim * dim + 4 * dim + 2 * dim
+    mlp = 2 * ratio * dim * dim + ratio * dim + dim + 2 * dim
+    return (channels * patch * patch * dim + dim + (patches + frames) * dim
+            + depth * (attentions * attention + mlp) + 2 * dim + dim * classes + classes)
+
+
 def vit_count(*, patch, dim, depth, mlp, classes, tokens, learned_pos, embed_norm, channels=3):
     """Parameters of a ViT, from the architecture (linear layers and LayerNorms with biases)."""
     block = 2 * 2 * dim + (3 * dim * dim + 3 * dim) + (dim * dim + dim) + (dim * mlp + mlp) + (mlp * dim + dim)
@@ -170,6 +181,13 @@ EXPECTED = {  # name -> (input shapes, output shape, parameter count from an ind
     "frames2d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_count((14, 28, 55), "c3d", time=1), {}),
     "c3d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_count((8, 16, 32), "c3d"), {}),
     "r2plus1d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_count((8, 16, 32), "r2plus1d"), {}),
+    # published (the DeiT release; checked against the ViT closed form below)
+    "deit_tiny": (((2, 3, 32, 32),), (2, 1000), 5_717_416, small_vit(16)),
+    "deit_small": (((2, 3, 32, 32),), (2, 1000), 22_050_664, small_vit(16)),
+    "deit_tiny_distilled": (((2, 3, 32, 32),), (2, 1000), 5_910_800, small_vit(16)),
+    "deit_small_distilled": (((2, 3, 32, 32),), (2, 1000), 22_436_432, small_vit(16)),
+    "swin_t": (((2, 3, 64, 64),), (2, 1000), 28_288_354, {"window_size": 2}),  # published (torchvision swin_t)
+    "timesformer_small": (((2, 3, 2, 32, 32),), (2, 10), timesformer_count(), {}),  # clip [B, C, F, H, W]
     "unet": (((2, 3, 32, 32), (2, 256)), (2, 3, 32, 32), notes_unet_count(), {}),  # image and context u
     "vit": (((2, 3, 32, 32),), (2, 10), vit_count(patch=4, dim=192, depth=6, mlp=768, classes=10, tokens=65,
                                                learned_pos=False, embed_norm=True), {}),
@@ -193,6 +211,13 @@ def test_the_closed_forms_reproduce_the_published_counts():
     # DenseNet-121, -169, -201 and -161 as torchvision publishes them
     assert densenet_count() == 7_978_856 and densenet_count((6, 12, 32, 32)) == 14_149_480
     assert densenet_count((6, 12, 48, 32)) == 20_013_928 and densenet_count((6, 12, 36, 24), 48, 96) == 28_681_000
+    # DeiT-Ti and DeiT-S are ViTs at D = 192 and 384 (3 and 6 heads, H = 4D): the ViT formula gives their counts
+    for dim, count in ((192, 5_717_416), (384, 22_050_664)):
+        assert vit_count(patch=16, dim=dim, depth=12, mlp=4 * dim, classes=1000, tokens=197, learned_pos=True,
+                         embed_norm=False) == count
+    # a distillation token adds its embedding, its position and a second D -> 1000 head to DeiT-Ti and DeiT-S
+    for dim, plain, distilled in ((192, 5_717_416, 5_910_800), (384, 22_050_664, 22_436_432)):
+        assert distilled - plain == dim + dim + dim * 1000 + 1000
     # the ViT formula with the paper's table 1 gives the published counts
     published = {(16, 768, 12, 3072): 86_567_656, (16, 1024, 24, 4096): 304_326_632, (14, 1280, 32, 5120): 632_045_800}
     for (patch, dim, depth, mlp), count in published.items():

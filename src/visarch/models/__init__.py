@@ -1,4 +1,4 @@
-"""Every architecture of the book, by name (Front-end modules, CNN families, and Modern ConvNets and video).
+"""Every architecture of the book, by name (front-end modules, CNN families, modern ConvNets, transformers).
 
 ``list_models()`` names them; ``create(name, **overrides)`` builds one from its config, with
 any config field overridden by keyword.  Each model lives in a module of its own with a config
@@ -11,7 +11,10 @@ number or a count derived in closed form from the architecture.
 from visarch.models import (  # noqa: F401  (importing a model module registers its models)
     alexnet,
     convnext,
+    deit,
     densenet,
+    detr,
+    dino,
     efficientnet,
     fcn,
     googlenet,
@@ -21,6 +24,8 @@ from visarch.models import (  # noqa: F401  (importing a model module registers 
     mobilenet,
     regnet,
     resnet,
+    swin,
+    timesformer,
     unet,
     vgg,
     video,

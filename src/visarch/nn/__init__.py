@@ -3,6 +3,17 @@
 from visarch.nn.attention import MultiHeadSelfAttention, MultiHeadSelfAttention2d
 from visarch.nn.normalization import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from visarch.nn.small_cnn import small_cnn
+from visarch.nn.transformer import (
+    MultiHeadAttention,
+    SinusoidalPositionalEncoding,
+    TransformerDecoderBlock,
+    TransformerEncoderBlock,
+    TransformerSeq2Seq,
+    causal_mask,
+    sinusoidal_positional_encoding,
+)
 
-__all__ = ["BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "MultiHeadSelfAttention",
-           "MultiHeadSelfAttention2d", "small_cnn"]
+__all__ = ["BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "MultiHeadAttention", "MultiHeadSelfAttention",
+           "MultiHeadSelfAttention2d", "SinusoidalPositionalEncoding", "TransformerDecoderBlock",
+           "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask", "sinusoidal_positional_encoding",
+           "small_cnn"]

@@ -1,0 +1,129 @@
+"""TimeSformer: token counts, parameter count in closed form, attention costs against torch's FLOP counter,
+the factorised attentions as masked joint attention, and bad input."""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from visarch.cost import parameter_count
+from visarch.models.timesformer import (
+    SpaceTimeAttention,
+    TimeSformer,
+    TimeSformerBlock,
+    TimeSformerConfig,
+    attention_macs,
+    space_time_mask,
+)
+
+
+def closed_form_params(c, attentions):
+    d, n, f, r, k = c.dim, (c.image_size // c.patch_size) ** 2, c.frames, c.mlp_ratio, c.num_classes
+    embed = c.in_channels * c.patch_size ** 2 * d + d + (n + f) * d
+    block = attentions * (2 * d + 4 * d * d + 4 * d) + 2 * d + 2 * r * d * d + r * d + d
+    return embed + c.depth * block + 2 * d + d * k + k
+
+
+@pytest.mark.parametrize(("scheme", "attentions"), [("joint", 1), ("space", 1), ("divided", 2), ("axial", 3)])
+def test_parameter_count(scheme, attentions):
+    c = TimeSformerConfig(attention=scheme)
+    assert parameter_count(TimeSformer(c)) == closed_form_params(c, attentions)
+
+
+def test_small_config_numbers():
+    # 2 frames of 32 x 32, p = 8: N = 16 patches a frame, 32 tokens; D = 64, 2 divided blocks
+    c = TimeSformerConfig()
+    assert (c.num_patches, c.num_patches * c.frames) == (16, 32)
+    assert parameter_count(TimeSformer(c)) == 147786  # 12352 + 1152 + 2 * 66752 + 778, by hand
+    model = TimeSformer(c)
+    assert model.tokens(torch.zeros(2, 3, 2, 32, 32)).shape == (2, 2, 4, 4, 64)
+    assert model(torch.zeros(2, 3, 2, 32, 32)).shape == (2, 10)
+
+
+def test_paper_base_on_meta():
+    # TimeSformer-Base: ViT-B (D = 768, 12 blocks, 12 heads, r = 4) on 8 frames of 224 x 224, p = 16
+    c = TimeSformerConfig(image_size=224, frames=8, patch_size=16, dim=768, depth=12, heads=12, num_classes=400)
+    with torch.device("meta"):
+        model = TimeSformer(c)
+    assert c.num_patches * c.frames == 1568
+    assert parameter_count(model) == closed_form_params(c, 2)
+
+
+def count_macs(module, x):
+    with FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops() // 2  # torch counts 2 FLOPs per multiply-accumulate
+
+
+@pytest.mark.parametrize(("frames", "grid", "dim"), [(2, (4, 4), 16), (3, (2, 5), 8), (4, (3, 3), 12)])
+def test_attention_macs_against_flop_counter(frames, grid, dim):
+    n = grid[0] * grid[1]
+    x = torch.zeros(1, frames, *grid, dim)
+    for scheme, axes in (("joint", ("joint",)), ("space", ("space",)), ("divided", ("time", "space")),
+                         ("axial", ("time", "width", "height"))):
+        counted = sum(count_macs(SpaceTimeAttention(dim, 2, axis), x) for axis in axes)
+        assert counted == attention_macs(scheme, patches=n, frames=frames, dim=dim, grid=grid), scheme
+    block = TimeSformerBlock(dim, 2, 4, "divided")
+    mlp = 2 * 4 * dim * dim * n * frames
+    assert count_macs(block, x) == attention_macs("divided", patches=n, frames=frames, dim=dim) + mlp
+
+
+def test_divided_saves_the_quadratic_term():
+    n, f, d = 196, 8, 768
+    joint = attention_macs("joint", patches=n, frames=f, dim=d) - 4 * n * f * d * d
+    divided = attention_macs("divided", patches=n, frames=f, dim=d) - 8 * n * f * d * d
+    assert joint * (n + f) == divided * n * f
+
+
+@pytest.mark.parametrize(("axis", "keys"), [("joint", 2 * 3 * 4), ("space", 12), ("time", 2), ("width", 4),
+                                            ("height", 3)])
+def test_mask_counts(axis, keys):
+    mask = space_time_mask(axis, 2, 3, 4)
+    assert mask.shape == (24, 24)
+    assert mask.sum(1).tolist() == [keys] * 24
+    assert torch.equal(mask, mask.T)
+
+
+@pytest.mark.parametrize("axis", ["space", "time", "width", "height"])
+def test_factorised_attention_is_masked_joint_attention(axis):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 2, 4, 8, dtype=torch.float64)
+    factorised = SpaceTimeAttention(8, 2, axis).double()
+    joint = SpaceTimeAttention(8, 2, "joint").double()
+    joint.load_state_dict(factorised.state_dict())
+    torch.testing.assert_close(factorised(x), joint(x, space_time_mask(axis, 3, 2, 4)))
+
+
+def test_every_parameter_gets_gradient():
+    torch.manual_seed(0)
+    for scheme in ("joint", "divided", "axial"):
+        model = TimeSformer(TimeSformerConfig(attention=scheme, depth=1))
+        model(torch.randn(2, 3, 2, 32, 32)).square().sum().backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()), scheme
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="patch size p=6 does not divide the frame size 32"):
+        TimeSformerConfig(patch_size=6)
+    with pytest.raises(ValueError, match="heads=5 does not divide"):
+        TimeSformerConfig(heads=5)
+    with pytest.raises(ValueError, match="attention scheme must be one of"):
+        TimeSformerConfig(attention="local")
+    with pytest.raises(ValueError, match="number of frames F must be > 0"):
+        TimeSformerConfig(frames=0)
+    model = TimeSformer()
+    with pytest.raises(ValueError, match="clip has 3 frames"):
+        model(torch.zeros(1, 3, 3, 32, 32))
+    with pytest.raises(ValueError, match="frames are 30x30"):
+        model(torch.zeros(1, 3, 2, 30, 30))
+    with pytest.raises(ValueError, match=r"must be a clip \[B, 3, F, H, W\]"):
+        model(torch.zeros(1, 3, 32, 32))
+    joint = SpaceTimeAttention(8, 2, "joint")
+    x = torch.zeros(1, 2, 2, 2, 8)
+    with pytest.raises(ValueError, match=r"mask must be bool \[FN, FN\] = \[8, 8\]"):
+        joint(x, torch.ones(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask must be bool"):
+        joint(x, torch.ones(8, 8))
+    with pytest.raises(ValueError, match="joint attention only"):
+        SpaceTimeAttention(8, 2, "time")(x, torch.ones(8, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match="axial scheme needs grid"):
+        attention_macs("axial", patches=16, frames=2, dim=8)
