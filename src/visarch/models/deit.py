@@ -63,17 +63,9 @@ class DistilledViT(ViT):
         self.distillation_token = nn.Parameter(torch.zeros(1, 1, config.dim))
         self.distillation_head = nn.Linear(config.dim, config.num_classes)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The image ``[B, C, H, W]`` as the sequence ``[B, 2 + H'W', D]``: class, distillation, patches."""
-        c = self.config
-        if x.dim() != 4 or tuple(x.shape[1:]) != (c.in_channels, c.image_size, c.image_size):
-            raise ValueError(f"input must be [B, {c.in_channels}, {c.image_size}, {c.image_size}], "
-                             f"got {tuple(x.shape)}")
-        patches = self.patch_embedding(x).flatten(2).transpose(1, 2)  # [B, H'W', D]
-        b = x.shape[0]
-        tokens = torch.cat([self.class_token.expand(b, -1, -1), self.distillation_token.expand(b, -1, -1),
-                            patches], dim=1)  # [B, T, D]
-        return self.embed_norm(tokens + self.pos_embedding)
+    def prefix_tokens(self, batch: int) -> torch.Tensor:
+        """The class token, then the distillation token, before the patches: ``[B, 2, D]``."""
+        return torch.cat([self.class_token, self.distillation_token], dim=1).expand(batch, -1, -1)
 
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Class-head and distillation-head scores, each ``[B, num_classes]`` (for the training loss)."""

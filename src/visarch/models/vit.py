@@ -138,8 +138,12 @@ class ViT(nn.Module):
             raise ValueError(f"input must be [B, {c.in_channels}, {c.image_size}, {c.image_size}], "
                              f"got {tuple(x.shape)}")
         patches = self.patch_embedding(x).flatten(2).transpose(1, 2)  # [B, H'W', D]
-        tokens = torch.cat([self.class_token.expand(x.shape[0], -1, -1), patches], dim=1)  # [B, T, D]
+        tokens = torch.cat([self.prefix_tokens(x.shape[0]), patches], dim=1)  # [B, T, D]
         return self.embed_norm(tokens + self.pos_embedding)
+
+    def prefix_tokens(self, batch: int) -> torch.Tensor:
+        """The learned tokens placed before the patches: the class token, ``[B, 1, D]``."""
+        return self.class_token.expand(batch, -1, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.embed(x)

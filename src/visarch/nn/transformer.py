@@ -165,6 +165,16 @@ class _Block(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(dim, eps=eps) for _ in range(sublayers))
         self.dropouts = nn.ModuleList(nn.Dropout(dropout) for _ in range(sublayers))  # on each sub-layer output
 
+    @classmethod
+    def _shaped_like(cls, layer):
+        """A block with the sizes, dtype and device of a torch layer, its self-attention weights copied."""
+        _check_torch_layer(layer)
+        block = cls(dim=layer.self_attn.embed_dim, heads=layer.self_attn.num_heads,
+                    ffn_dim=layer.linear1.out_features, dropout=layer.dropout.p, norm_first=layer.norm_first,
+                    eps=layer.norm1.eps).to(dtype=layer.linear1.weight.dtype, device=layer.linear1.weight.device)
+        block.self_attn.load_torch(layer.self_attn)
+        return block
+
     def ffn(self, x):
         return self.linear2(self.ffn_dropout(torch.relu(self.linear1(x))))
 
@@ -203,11 +213,7 @@ class TransformerEncoderBlock(_Block):
     @classmethod
     def from_torch(cls, layer: nn.TransformerEncoderLayer) -> TransformerEncoderBlock:
         """This block with copies of a ``torch.nn.TransformerEncoderLayer``'s weights (ReLU activation)."""
-        _check_torch_layer(layer)
-        block = cls(dim=layer.self_attn.embed_dim, heads=layer.self_attn.num_heads,
-                    ffn_dim=layer.linear1.out_features, dropout=layer.dropout.p, norm_first=layer.norm_first,
-                    eps=layer.norm1.eps).to(dtype=layer.linear1.weight.dtype, device=layer.linear1.weight.device)
-        block.self_attn.load_torch(layer.self_attn)
+        block = cls._shaped_like(layer)
         block._load_ffn_norms(layer, (layer.norm1, layer.norm2))
         return block
 
@@ -245,11 +251,7 @@ class TransformerDecoderBlock(_Block):
     @classmethod
     def from_torch(cls, layer: nn.TransformerDecoderLayer) -> TransformerDecoderBlock:
         """This block with copies of a ``torch.nn.TransformerDecoderLayer``'s weights (ReLU activation)."""
-        _check_torch_layer(layer)
-        block = cls(dim=layer.self_attn.embed_dim, heads=layer.self_attn.num_heads,
-                    ffn_dim=layer.linear1.out_features, dropout=layer.dropout.p, norm_first=layer.norm_first,
-                    eps=layer.norm1.eps).to(dtype=layer.linear1.weight.dtype, device=layer.linear1.weight.device)
-        block.self_attn.load_torch(layer.self_attn)
+        block = cls._shaped_like(layer)
         block.cross_attn.load_torch(layer.multihead_attn)
         block._load_ffn_norms(layer, (layer.norm1, layer.norm2, layer.norm3))
         return block
