@@ -23,7 +23,8 @@ def closed_form_params(c, attentions):
     return embed + c.depth * block + 2 * d + d * k + k
 
 
-@pytest.mark.parametrize(("scheme", "attentions"), [("joint", 1), ("space", 1), ("divided", 2), ("axial", 3)])
+@pytest.mark.parametrize(("scheme", "attentions"), [("joint", 1), ("space", 1), ("divided", 2), ("axial", 3),
+                                                   ("local_global", 2)])
 def test_parameter_count(scheme, attentions):
     c = TimeSformerConfig(attention=scheme)
     assert parameter_count(TimeSformer(c)) == closed_form_params(c, attentions)
@@ -54,12 +55,16 @@ def count_macs(module, x):
     return counter.get_total_flops() // 2  # torch counts 2 FLOPs per multiply-accumulate
 
 
-@pytest.mark.parametrize(("frames", "grid", "dim"), [(2, (4, 4), 16), (3, (2, 5), 8), (4, (3, 3), 12)])
+@pytest.mark.parametrize(("frames", "grid", "dim"), [(2, (4, 4), 16), (3, (2, 5), 8), (4, (3, 3), 12),
+                                                 (4, (2, 6), 8)])
 def test_attention_macs_against_flop_counter(frames, grid, dim):
     n = grid[0] * grid[1]
     x = torch.zeros(1, frames, *grid, dim)
+    even = frames % 2 == grid[0] % 2 == grid[1] % 2 == 0
     for scheme, axes in (("joint", ("joint",)), ("space", ("space",)), ("divided", ("time", "space")),
-                         ("axial", ("time", "width", "height"))):
+                         ("axial", ("time", "width", "height")), ("local_global", ("local", "global"))):
+        if scheme == "local_global" and not even:
+            continue
         counted = sum(count_macs(SpaceTimeAttention(dim, 2, axis), x) for axis in axes)
         assert counted == attention_macs(scheme, patches=n, frames=frames, dim=dim, grid=grid), scheme
     block = TimeSformerBlock(dim, 2, 4, "divided")
@@ -74,28 +79,28 @@ def test_divided_saves_the_quadratic_term():
     assert joint * (n + f) == divided * n * f
 
 
-@pytest.mark.parametrize(("axis", "keys"), [("joint", 2 * 3 * 4), ("space", 12), ("time", 2), ("width", 4),
-                                            ("height", 3)])
+@pytest.mark.parametrize(("axis", "keys"), [("joint", 2 * 6 * 4), ("space", 24), ("time", 2), ("width", 4),
+                                            ("height", 6), ("local", 2 * 6 * 4 // 4), ("global", 2 * 6 * 4 // 8)])
 def test_mask_counts(axis, keys):
-    mask = space_time_mask(axis, 2, 3, 4)
-    assert mask.shape == (24, 24)
-    assert mask.sum(1).tolist() == [keys] * 24
+    mask = space_time_mask(axis, 2, 6, 4)
+    assert mask.shape == (48, 48)
+    assert mask.sum(1).tolist() == [keys] * 48
     assert torch.equal(mask, mask.T)
 
 
-@pytest.mark.parametrize("axis", ["space", "time", "width", "height"])
+@pytest.mark.parametrize("axis", ["space", "time", "width", "height", "local", "global"])
 def test_factorised_attention_is_masked_joint_attention(axis):
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 2, 4, 8, dtype=torch.float64)
+    x = torch.randn(2, 4, 2, 4, 8, dtype=torch.float64)
     factorised = SpaceTimeAttention(8, 2, axis).double()
     joint = SpaceTimeAttention(8, 2, "joint").double()
     joint.load_state_dict(factorised.state_dict())
-    torch.testing.assert_close(factorised(x), joint(x, space_time_mask(axis, 3, 2, 4)))
+    torch.testing.assert_close(factorised(x), joint(x, space_time_mask(axis, 4, 2, 4)))
 
 
 def test_every_parameter_gets_gradient():
     torch.manual_seed(0)
-    for scheme in ("joint", "divided", "axial"):
+    for scheme in ("joint", "divided", "axial", "local_global"):
         model = TimeSformer(TimeSformerConfig(attention=scheme, depth=1))
         model(torch.randn(2, 3, 2, 32, 32)).square().sum().backward()
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()), scheme
@@ -127,3 +132,11 @@ def test_bad_input():
         SpaceTimeAttention(8, 2, "time")(x, torch.ones(8, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match="axial scheme needs grid"):
         attention_macs("axial", patches=16, frames=2, dim=8)
+    with pytest.raises(ValueError, match="global attention halves or strides the frames F, which must be even"):
+        TimeSformerConfig(attention="local_global", frames=3)
+    with pytest.raises(ValueError, match="local attention halves or strides the grid height H/p"):
+        SpaceTimeAttention(8, 2, "local")(torch.zeros(1, 2, 3, 2, 8))
+    with pytest.raises(ValueError, match="grid width W/p, which must be even, got 5"):
+        space_time_mask("global", 2, 2, 5)
+    with pytest.raises(ValueError, match="frames F, which must be even, got 3"):
+        attention_macs("local_global", patches=4, frames=3, dim=8, grid=(2, 2))

@@ -11,7 +11,9 @@ with a residual; the schemes differ in which tokens a query attends to:
 * divided (T+S): first the :math:`F` tokens at its own patch position (time), then, with separate
   weights, the :math:`N` tokens of its own frame (space);
 * axial (T+W+H): time, then its row of width :math:`W/p`, then its column of height :math:`H/p`;
-* sparse local-global (L+G): a local neighbourhood plus a strided global subset (here only as a mask).
+* sparse local-global (L+G): first the :math:`FN/4` tokens of its quarter of the clip (all frames, the
+  :math:`H/2p \times W/2p` patches of its quadrant), then, with separate weights, the :math:`FN/8` tokens
+  reached from it with a stride of 2 along time, height and width.
 
 With projections counted, one attention over :math:`L` tokens costs :math:`4LD^2` multiply-accumulates
 (MACs) for the query, key, value and output maps and :math:`2L^2D` for the scores and the weighted sum,
@@ -22,19 +24,20 @@ so per layer
     \text{ST}: 4NFD^2 + 2(NF)^2 D, \qquad \text{T+S}: 8NFD^2 + 2NF(F + N)D, \qquad
     \text{S}: 4NFD^2 + 2N^2FD,
 
-and T+W+H costs :math:`12NFD^2 + 2NF(F + W/p + H/p)D`.  Divided attention replaces the
-:math:`(NF)^2` term by :math:`NF(F + N)`: for the paper's 8 frames of 224 x 224 with p = 16
-(N = 196, F = 8) the score term shrinks by a factor :math:`NF/(N+F) \approx 7.7`.
+T+W+H costs :math:`12NFD^2 + 2NF(F + W/p + H/p)D` and L+G :math:`8NFD^2 + 2NF(NF/4 + NF/8)D`.
+Divided attention replaces the :math:`(NF)^2` term by :math:`NF(F + N)`: for the paper's 8 frames of
+224 x 224 with p = 16 the score term shrinks by a factor :math:`NF/(N+F) \approx 7.7`.
 
 Here the clip is classified from the mean of the final tokens rather than from a class token, so every
 attention acts on the ``[B, F, N, D]`` grid and the counts above hold exactly.  Parameters: the patch
 embedding :math:`Cp^2D + D`, embeddings :math:`(N + F)D`, per block :math:`a(4D^2 + 6D) + 2rD^2 + (r + 3)D`
-with :math:`a` attentions (1 for ST and S, 2 for T+S, 3 for T+W+H) and MLP ratio r, and the head
+with :math:`a` attentions (1 for ST and S, 2 for T+S and L+G, 3 for T+W+H) and MLP ratio r, and the head
 :math:`2D + DK + K` for K classes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -45,12 +48,31 @@ from visarch.models.layers import check_positive
 from visarch.models.registry import register
 from visarch.nn.attention import MultiHeadSelfAttention
 
-__all__ = ["AXES", "SCHEMES", "SpaceTimeAttention", "TimeSformer", "TimeSformerBlock", "TimeSformerConfig",
-           "attention_macs", "space_time_mask", "timesformer"]
+__all__ = ["AXES", "LAYOUTS", "SCHEMES", "SpaceTimeAttention", "TimeSformer", "TimeSformerBlock",
+           "TimeSformerConfig", "attention_macs", "space_time_mask", "timesformer"]
 
 SCHEMES = {"joint": ("joint",), "space": ("space",), "divided": ("time", "space"),
-           "axial": ("time", "width", "height")}  # scheme -> the attentions of one block, in order
-AXES = ("joint", "space", "time", "width", "height")
+           "axial": ("time", "width", "height"),
+           "local_global": ("local", "global")}  # scheme -> the attentions of one block, in order
+# How each grid dimension (F, H/p, W/p) enters one attention: "seq", all of it in the attended sequence;
+# "batch", all of it in the batch (never attended across); "window", its two halves in the batch and the
+# positions inside a half in the sequence; "stride", the parity in the batch and every second token in the
+# sequence.  Folding the batch-side factors into the batch makes each attention one ordinary attention call.
+LAYOUTS = {"joint": ("seq", "seq", "seq"), "space": ("batch", "seq", "seq"), "time": ("seq", "batch", "batch"),
+           "width": ("batch", "batch", "seq"), "height": ("batch", "seq", "batch"),
+           "local": ("seq", "window", "window"), "global": ("stride", "stride", "stride")}
+AXES = tuple(LAYOUTS)
+_SPLITS = {"seq": lambda n: ((n, "seq"),), "batch": lambda n: ((n, "batch"),),
+           "window": lambda n: ((2, "batch"), (n // 2, "seq")), "stride": lambda n: ((n // 2, "seq"), (2, "batch"))}
+
+
+def _check_axis(axis: str, frames: int, grid_h: int, grid_w: int) -> None:
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
+    for role, name, n in zip(LAYOUTS[axis], ("frames F", "grid height H/p", "grid width W/p"),
+                             (frames, grid_h, grid_w), strict=True):
+        if role in ("window", "stride") and n % 2:
+            raise ValueError(f"{axis} attention halves or strides the {name}, which must be even, got {n}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,8 @@ class TimeSformerConfig:
             raise ValueError(f"heads={self.heads} does not divide the token dimension D={self.dim}")
         if self.attention not in SCHEMES:
             raise ValueError(f"attention scheme must be one of {sorted(SCHEMES)}, got {self.attention!r}")
+        for axis in SCHEMES[self.attention]:
+            _check_axis(axis, self.frames, self.grid, self.grid)
 
     @property
     def grid(self) -> int:
@@ -97,9 +121,9 @@ class TimeSformerConfig:
 def space_time_mask(axis: str, frames: int, grid_h: int, grid_w: int) -> torch.Tensor:
     """``[FN, FN]`` bool, True where query token (t, i, j) (index t N + i W + j) may attend to key token
     (t', i', j') under one attention ``axis``: joint (all), space (t = t'), time (i, j) = (i', j'),
-    width (t, i) = (t', i'), height (t, j) = (t', j')."""
-    if axis not in AXES:
-        raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
+    width (t, i) = (t', i'), height (t, j) = (t', j'), local (same quadrant of the frame, any frame),
+    global (t, i, j) = (t', i', j') modulo 2."""
+    _check_axis(axis, frames, grid_h, grid_w)
     t, i, j = torch.meshgrid(torch.arange(frames), torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
     t, i, j = t.flatten(), i.flatten(), j.flatten()  # [FN] coordinates of each token
 
@@ -109,13 +133,15 @@ def space_time_mask(axis: str, frames: int, grid_h: int, grid_w: int) -> torch.T
     if axis == "joint":
         return torch.ones(len(t), len(t), dtype=torch.bool)
     return {"space": lambda: same(t), "time": lambda: same(i, j), "width": lambda: same(t, i),
-            "height": lambda: same(t, j)}[axis]()
+            "height": lambda: same(t, j), "local": lambda: same(i // (grid_h // 2), j // (grid_w // 2)),
+            "global": lambda: same(t % 2, i % 2, j % 2)}[axis]()
 
 
 def attention_macs(scheme: str, *, patches: int, frames: int, dim: int, grid: tuple[int, int] | None = None
                    ) -> int:
     """Multiply-accumulates of one block's attention (projections included) on one clip, from the
-    closed forms in the module docstring; ``grid`` (H/p, W/p) is needed for the axial scheme."""
+    closed forms in the module docstring; ``grid`` (H/p, W/p) is needed for the axial and local-global
+    schemes."""
     n, f, d = patches, frames, dim
     if scheme == "joint":
         return 4 * n * f * d * d + 2 * (n * f) ** 2 * d
@@ -123,10 +149,13 @@ def attention_macs(scheme: str, *, patches: int, frames: int, dim: int, grid: tu
         return 4 * n * f * d * d + 2 * n * n * f * d
     if scheme == "divided":
         return 8 * n * f * d * d + 2 * n * f * (f + n) * d
+    if scheme in ("axial", "local_global") and (grid is None or grid[0] * grid[1] != n):
+        raise ValueError(f"the {scheme} scheme needs grid (H/p, W/p) with product N={n}, got {grid}")
     if scheme == "axial":
-        if grid is None or grid[0] * grid[1] != n:
-            raise ValueError(f"the axial scheme needs grid (H/p, W/p) with product N={n}, got {grid}")
         return 12 * n * f * d * d + 2 * n * f * (f + grid[0] + grid[1]) * d
+    if scheme == "local_global":
+        _check_axis("global", f, *grid)
+        return 8 * n * f * d * d + 2 * n * f * (n * f // 4 + n * f // 8) * d
     raise ValueError(f"attention scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
 
 
@@ -145,27 +174,31 @@ class SpaceTimeAttention(nn.Module):
         if x.dim() != 5:
             raise ValueError(f"tokens must be [B, F, H/p, W/p, D], got shape {list(x.shape)}")
         b, f, h, w, d = x.shape
+        _check_axis(self.axis, f, h, w)
         if mask is not None:
             if self.axis != "joint":
                 raise ValueError(f"a mask applies to joint attention only, not to the {self.axis} axis")
             if mask.shape != (f * h * w, f * h * w) or mask.dtype != torch.bool:
                 raise ValueError(f"mask must be bool [FN, FN] = [{f * h * w}, {f * h * w}], got {mask.dtype} "
                                  f"{list(mask.shape)}")
-        # move the attended axis next to D and fold every other axis into the batch
-        perm = {"joint": (0, 1, 2, 3, 4), "space": (0, 1, 2, 3, 4), "time": (0, 2, 3, 1, 4),
-                "width": (0, 1, 2, 3, 4), "height": (0, 1, 3, 2, 4)}[self.axis]
-        keep = {"joint": 1, "space": 2, "time": 3, "width": 3, "height": 3}[self.axis]  # axes kept in the batch
-        y = x.permute(perm)
+        # split F, H/p, W/p into factors, put the batch-side ones after B and the sequence-side ones before D
+        factors, batch, seq = [b], [0], []
+        for role, n in zip(LAYOUTS[self.axis], (f, h, w), strict=True):
+            for size, side in _SPLITS[role](n):
+                (batch if side == "batch" else seq).append(len(factors))
+                factors.append(size)
+        perm = [*batch, *seq, len(factors)]
+        y = x.reshape(*factors, d).permute(perm)
         moved = y.shape
-        seq = y.reshape(-1, *moved[keep:-1], d).flatten(1, -2)  # [B', L, D]
+        sequences = y.reshape(-1, math.prod(factors[k] for k in seq), d)  # [B', L, D]
         if mask is None:
-            seq = self.attention(seq)
+            sequences = self.attention(sequences)
         else:
             a = self.attention
-            q, k, v = (a._split_heads(proj(seq)) for proj in (a.query, a.key, a.value))  # [B', K, L, d]
-            seq = a.out(scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(-3, -2).flatten(-2))
+            q, k, v = (a._split_heads(proj(sequences)) for proj in (a.query, a.key, a.value))  # [B', K, L, d]
+            sequences = a.out(scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(-3, -2).flatten(-2))
         inverse = torch.argsort(torch.tensor(perm)).tolist()
-        return seq.reshape(moved).permute(inverse)
+        return sequences.reshape(moved).permute(inverse).reshape(x.shape)
 
 
 class TimeSformerBlock(nn.Module):
