@@ -11,6 +11,7 @@ number or a count derived in closed form from the architecture.
 from visarch.models import (  # noqa: F401  (importing a model module registers its models)
     alexnet,
     convnext,
+    cvt,
     deit,
     densenet,
     detr,

@@ -1,0 +1,175 @@
+"""CvT-13 against its published size and cost, the token maps per stage, the squeezed keys and values, the
+convolutional projection against ordinary multi-head attention, and bad configurations and inputs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from visarch.cost import model_macs, parameter_count
+from visarch.models import create, get_config
+from visarch.models.cvt import ConvAttention, CvTConfig
+
+
+def cvt_count(dims=(64, 192, 384), depths=(1, 2, 10), kernels=(7, 3, 3), c_in=3, classes=1000, q=3, ratio=4):
+    """From the architecture: per stage an embedding convolution with bias and its LayerNorm; per block two
+    LayerNorms, three projections (depthwise q x q without bias, BatchNorm, Linear with bias), the output map and
+    the MLP; the class token of the last stage, the final LayerNorm and the head."""
+    total = 0
+    for d, n, k in zip(dims, depths, kernels, strict=True):
+        total += c_in * d * k * k + d + 2 * d
+        projections = 3 * (q * q * d + 2 * d + d * d + d)
+        total += n * (2 * d + projections + d * d + d + 2 * d + 2 * ratio * d * d + ratio * d + d)
+        c_in = d
+    return total + dims[-1] + 2 * dims[-1] + dims[-1] * classes + classes
+
+
+def cvt_macs(side=224, dims=(64, 192, 384), depths=(1, 2, 10), kernels=(7, 3, 3), strides=(4, 2, 2),
+             paddings=(2, 1, 1), c_in=3, classes=1000):
+    """Multiply-accumulates from the architecture: embedding convolutions; per block the depthwise 3x3
+    convolutions on the map (queries at stride 1, keys and values at stride 2), the pointwise maps, the two
+    attention products, the output map and the MLP (the class token only in the last stage); the head."""
+    total, h = 0, side
+    for i, (d, n, k, s, p) in enumerate(zip(dims, depths, kernels, strides, paddings, strict=True)):
+        h = (h + 2 * p - k) // s + 1
+        total += h * h * c_in * d * k * k
+        cls = int(i == len(dims) - 1)
+        hk = (h + 1) // 2
+        t, tk = h * h + cls, hk * hk + cls
+        block = (9 * d * (h * h + 2 * hk * hk) + d * d * (t + 2 * tk) + 2 * t * tk * d + t * d * d + 8 * t * d * d)
+        total += n * block
+        c_in = d
+    return total + dims[-1] * classes
+
+
+def test_cvt13_published_count_and_cost():
+    with torch.device("meta"):
+        model = create("cvt_13")
+    # Hugging Face transformers' CvtForImageClassification with its default (CvT-13) config, 1000 labels, has
+    # 19,997,480 parameters; the paper's table 2 rounds to 20M
+    assert cvt_count() == parameter_count(model) == 19_997_480
+    assert round(parameter_count(model) / 1e6) == 20
+    # the paper's 4.5 GFLOPs (multiply-accumulates) at 224 and 16.3 at 384 pixels
+    macs = model_macs(model, (1, 3, 224, 224))
+    assert macs == cvt_macs() and abs(macs / 4.5e9 - 1) < 0.02
+    macs = model_macs(model, (1, 3, 384, 384))
+    assert macs == cvt_macs(384) and round(macs / 1e9, 1) == 16.3
+
+
+def test_cvt_small_closed_form_and_random_configs():
+    rng = random.Random(0)
+    with torch.device("meta"):
+        assert parameter_count(create("cvt_small")) == cvt_count((16, 32, 64), (1, 1, 2), (3, 3, 3), 1, 10) == 146_122
+        for _ in range(10):
+            heads = tuple(rng.randint(1, 3) for _ in range(3))
+            dims = tuple(h * 4 * rng.randint(1, 8) for h in heads)
+            depths = tuple(rng.randint(1, 2) for _ in range(3))
+            q = rng.choice((1, 3, 5))
+            model = create("cvt_small", dims=dims, depths=depths, heads=heads, qkv_kernel=q, num_classes=7)
+            assert parameter_count(model) == cvt_count(dims, depths, (3, 3, 3), 1, 7, q=q)
+
+
+def test_token_maps_per_stage_and_output():
+    with torch.device("meta"):
+        model = create("cvt_13")
+        maps, cls = model.features(torch.empty(2, 3, 224, 224))
+        assert [tuple(f.shape) for f in maps] == [(2, 64, 56, 56), (2, 192, 28, 28), (2, 384, 14, 14)]
+        assert cls.shape == (2, 384) and model(torch.empty(2, 3, 224, 224)).shape == (2, 1000)
+    assert get_config("cvt_13").map_sizes() == [56, 28, 14] and get_config("cvt_13").total_stride == 16
+    model = create("cvt_small")
+    maps, _ = model.features(torch.randn(2, 1, 8, 8))
+    assert [tuple(f.shape) for f in maps] == [(2, 16, 8, 8), (2, 32, 4, 4), (2, 64, 2, 2)]
+    assert not any("pos" in name for name, _ in model.named_parameters())  # no position embedding anywhere
+
+
+def test_squeezed_keys_and_values_have_a_quarter_of_the_tokens():
+    torch.manual_seed(0)
+    for side, dim, heads, with_cls in ((56, 64, 1, False), (28, 192, 3, False), (14, 48, 6, True)):
+        attn = ConvAttention(dim, heads).eval()
+        x = torch.randn(2, side * side + with_cls, dim)
+        grid = x[:, int(with_cls):].transpose(1, 2).reshape(2, dim, side, side)
+        cls = x[:, :1] if with_cls else None
+        q, k, v = (p(grid, cls) for p in (attn.q, attn.k, attn.v))
+        assert q.shape[1] == side * side + with_cls
+        assert k.shape[1] == v.shape[1] == (side // 2) ** 2 + with_cls  # 784 = 3136 / 4, 196 = 784 / 4, 1 + 49
+        assert attn(x, side, side, with_cls=with_cls).shape == x.shape
+
+
+def copy_into_mha(attn: ConvAttention, dim: int, heads: int) -> nn.MultiheadAttention:
+    mha = nn.MultiheadAttention(dim, heads, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([p.pointwise.weight for p in (attn.q, attn.k, attn.v)]))
+        mha.in_proj_bias.copy_(torch.cat([p.pointwise.bias for p in (attn.q, attn.k, attn.v)]))
+        mha.out_proj.weight.copy_(attn.proj.weight)
+        mha.out_proj.bias.copy_(attn.proj.bias)
+    return mha.eval()
+
+
+def test_identity_convolutional_projection_is_ordinary_multi_head_attention():
+    torch.manual_seed(0)
+    for dim, heads, side, with_cls in ((8, 1, 3, False), (12, 3, 4, True), (32, 4, 5, False), (24, 2, 2, True)):
+        attn = ConvAttention(dim, heads, kernel_size=1, kv_stride=1).eval()
+        with torch.no_grad():
+            for p in (attn.q, attn.k, attn.v):
+                p.depthwise.weight.fill_(1.0)  # a 1x1 depthwise kernel of ones: the identity
+                p.norm.running_var.fill_(1.0 - p.norm.eps)  # unit statistics: (x - 0) / sqrt(1 - eps + eps) = x
+        x = torch.randn(2, side * side + with_cls, dim)
+        with torch.no_grad():
+            expected, _ = copy_into_mha(attn, dim, heads)(x, x, x, need_weights=False)
+            assert torch.allclose(attn(x, side, side, with_cls=with_cls), expected, atol=1e-5)
+
+
+def test_convolutional_projection_is_attention_on_convolved_maps():
+    # in general (3x3 kernels, keys and values at stride 2, trained BN statistics) the block is ordinary attention
+    # whose queries, keys and values are read from the depthwise-convolved, normalised maps
+    torch.manual_seed(0)
+    dim, heads, side = 12, 3, 6
+    attn = ConvAttention(dim, heads)
+    attn(torch.randn(4, side * side, dim), side, side)  # training mode: the BN statistics move
+    attn.eval()
+    x = torch.randn(2, side * side, dim)
+    grid = x.transpose(1, 2).reshape(2, dim, side, side)
+    q, k, v = (p.norm(p.depthwise(grid)).flatten(2).transpose(1, 2) for p in (attn.q, attn.k, attn.v))
+    with torch.no_grad():
+        expected, _ = copy_into_mha(attn, dim, heads)(q, k, v, need_weights=False)
+        assert torch.allclose(attn(x, side, side), expected, atol=1e-5)
+
+
+def test_only_the_last_query_convolution_never_reaches_the_head():
+    # the head reads the class token alone, and in the last block the class token skips the depthwise convolution
+    # of the queries: that convolution and its BN act only on map tokens whose outputs nothing reads
+    torch.manual_seed(0)
+    model = create("cvt_small").eval()
+    model(torch.randn(2, 1, 8, 8)).square().sum().backward()
+    dead = sorted(n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0)
+    assert dead == ["stages.2.blocks.1.attn.q.depthwise.weight", "stages.2.blocks.1.attn.q.norm.bias",
+                    "stages.2.blocks.1.attn.q.norm.weight"]
+
+
+def test_bad_configs_and_inputs():
+    with pytest.raises(ValueError, match="stage 2: 5 heads do not divide the token width 192"):
+        CvTConfig(heads=(1, 5, 6))
+    with pytest.raises(ValueError, match="same .* number of stages"):
+        CvTConfig(depths=(1, 2))
+    with pytest.raises(ValueError, match="dims of stage 1 must be a positive int, got 0"):
+        CvTConfig(dims=(0, 192, 384))
+    with pytest.raises(ValueError, match="embed_strides of stage 3 must be a positive int"):
+        CvTConfig(embed_strides=(4, 2, -2))
+    with pytest.raises(ValueError, match="embed_paddings of stage 1 must be an int >= 0"):
+        CvTConfig(embed_paddings=(-1, 1, 1))
+    with pytest.raises(ValueError, match="kernel must be odd"):
+        CvTConfig(qkv_kernel=2)
+    with pytest.raises(ValueError, match="kv_stride must be a positive int"):
+        CvTConfig(kv_stride=0)
+    with pytest.raises(ValueError, match="mlp_ratio must be > 0"):
+        CvTConfig(mlp_ratio=0)
+    model = create("cvt_small")
+    with pytest.raises(ValueError, match="input 2x2 is smaller than 4x4, the product of the token embeddings' strides"):
+        model(torch.randn(1, 1, 2, 2))
+    with pytest.raises(ValueError, match=r"input must be \[B, 1, H, W\]"):
+        model(torch.randn(1, 3, 8, 8))
+    with torch.device("meta"), pytest.raises(ValueError, match="smaller than 16x16"):
+        create("cvt_13")(torch.empty(1, 3, 15, 15))
