@@ -37,6 +37,7 @@ from torch import nn
 
 from visarch.models.layers import check_positive_int
 from visarch.models.registry import register
+from visarch.nn.transformer import sinusoidal_embeddings
 
 __all__ = ["EncoderBlock", "ViT", "ViTConfig", "sinusoidal_embeddings"]
 
@@ -71,18 +72,6 @@ class ViTConfig:
     def tokens(self) -> int:
         """Sequence length: the class token and H'W' patches."""
         return 1 + (self.image_size // self.patch_size) ** 2
-
-
-def sinusoidal_embeddings(length: int, dim: int) -> torch.Tensor:
-    r"""Vaswani et al.'s position embeddings ``[length, dim]``: :math:`\sin` and :math:`\cos` of
-    :math:`t / 10000^{2i/D}` in the even and odd entries (``dim`` must be even)."""
-    if dim % 2:
-        raise ValueError(f"sinusoidal embeddings need an even dimension, got {dim}")
-    t = torch.arange(length, dtype=torch.float64)[:, None]  # [T, 1]
-    frequencies = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # [D/2]
-    table = torch.zeros(length, dim, dtype=torch.float64)
-    table[:, 0::2], table[:, 1::2] = torch.sin(t * frequencies), torch.cos(t * frequencies)
-    return table.float()
 
 
 class EncoderBlock(nn.Module):

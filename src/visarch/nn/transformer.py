@@ -7,7 +7,7 @@ Positional encoding (fixed, sinusoidal): position t of a sequence of D-dimension
     \mathrm{PE}(t, 2i) = \sin\big(t / 10000^{2i/D}\big), \qquad
     \mathrm{PE}(t, 2i + 1) = \cos\big(t / 10000^{2i/D}\big), \qquad i = 0, \dots, D/2 - 1,
 
-added to the token embeddings; the table is :func:`visarch.models.vit.sinusoidal_embeddings`.
+added to the token embeddings; the table is :func:`sinusoidal_embeddings` (the ViT's fixed embeddings too).
 
 Attention with h heads of size :math:`d_k = D/h` on queries :math:`x_q \in \mathbb{R}^{T_q \times D}` and
 keys/values :math:`x_{kv} \in \mathbb{R}^{T_k \times D}` (self-attention: :math:`x_q = x_{kv}`):
@@ -40,10 +40,22 @@ import torch
 from torch import nn
 
 from visarch.functional._checks import check_int
-from visarch.models.vit import sinusoidal_embeddings
 
 __all__ = ["MultiHeadAttention", "SinusoidalPositionalEncoding", "TransformerDecoderBlock",
-           "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask", "sinusoidal_positional_encoding"]
+           "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask", "sinusoidal_embeddings",
+           "sinusoidal_positional_encoding"]
+
+
+def sinusoidal_embeddings(length: int, dim: int) -> torch.Tensor:
+    r"""Vaswani et al.'s position embeddings ``[length, dim]``: :math:`\sin` and :math:`\cos` of
+    :math:`t / 10000^{2i/D}` in the even and odd entries (``dim`` must be even)."""
+    if dim % 2:
+        raise ValueError(f"sinusoidal embeddings need an even dimension, got {dim}")
+    t = torch.arange(length, dtype=torch.float64)[:, None]  # [T, 1]
+    frequencies = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # [D/2]
+    table = torch.zeros(length, dim, dtype=torch.float64)
+    table[:, 0::2], table[:, 1::2] = torch.sin(t * frequencies), torch.cos(t * frequencies)
+    return table.float()
 
 
 def sinusoidal_positional_encoding(length: int, dim: int) -> torch.Tensor:
