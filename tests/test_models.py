@@ -8,7 +8,8 @@ For every name in ``visarch.models.list_models()``:
 * two builds under the same seed have identical weights and outputs;
 * the parameter count is exact against an independent number: a published count (torchvision's
   ResNet-50: 25,557,032; ViT-B/16, L/16 and H/14: 86,567,656, 304,326,632 and 632,045,800; the
-  counts of the CNN families, from torchvision's model table or the authors' releases) or a
+  counts of the CNN families, from torchvision's model table or the authors' releases; CvT-13 and
+  CLIP ViT-B/32 as released) or a
   closed form derived here from the architecture, never the model's own count.  The closed forms
   are themselves checked against the published counts.
 
@@ -162,11 +163,22 @@ UNREAD = {name: [f"stages.2.blocks.{last}.attn.q.{p}" for p in ("depthwise.weigh
           for name, last in (("cvt_13", 9), ("cvt_small", 1))}
 
 
+def clip_tokens(vocab, length=12):
+    """Two captions of random word ids for a CLIP, each ending with the end-of-text id V - 1 (the largest id,
+    where the text encoder reads its feature)."""
+    def make(generator):
+        ids = torch.randint(1, vocab - 2, (2, length), generator=generator)
+        ids[:, -1] = vocab - 1
+        return ids
+    return make
+
+
 def small_vit(patch):  # for the behavioural checks of the published ViTs: 2 x 2 patches, two blocks
     return {"image_size": 2 * patch, "depth": 2}
 
 
-EXPECTED = {  # name -> (input shapes, output shape, parameter count from an independent source, overrides)
+EXPECTED = {  # name -> (input shapes or input makers, output shape, parameter count from an independent source,
+    # overrides)
     "resnet50": (((2, 3, 32, 32),), (2, 1000), 25_557_032, {}),  # published (torchvision resnet50)
     "resnet50_cifar": (((2, 3, 32, 32),), (2, 10), bottleneck_resnet_count(
         (3, 4, 6, 3), 64, stem_params=3 * 64 * 9 + 2 * 64, num_classes=10), {}),  # 3x3 stem conv and its BN
@@ -210,6 +222,11 @@ EXPECTED = {  # name -> (input shapes, output shape, parameter count from an ind
     # Hugging Face transformers' CvtForImageClassification (microsoft/cvt-13 layout): 19,997,480; the paper: 20M
     "cvt_13": (((2, 3, 32, 32),), (2, 1000), 19_997_480, {}),
     "cvt_small": (((2, 1, 8, 8),), (2, 10), cvt_count((16, 32, 64), (1, 1, 2), (3, 3, 3), 1, 10), {}),  # closed form
+    # CLIP: images and token ids -> [B_img, B_txt] logits; the released ViT-B/32 checkpoint's count (OpenAI), and a
+    # closed form for the tiny one (tests/test_clip.py derives both)
+    "clip_vit_b_32": (((2, 3, 64, 64), clip_tokens(512)), (2, 2), 151_277_313,
+                      {"vision_layers": 2, "text_layers": 2, "image_size": 64, "vocab_size": 512}),
+    "clip_tiny": (((2, 1, 8, 8), clip_tokens(34)), (2, 2), 55_233, {}),
     "timesformer_small": (((2, 3, 2, 32, 32),), (2, 10), timesformer_count(), {}),  # clip [B, C, F, H, W]
     "unet": (((2, 3, 32, 32), (2, 256)), (2, 3, 32, 32), notes_unet_count(), {}),  # image and context u
     "vit": (((2, 3, 32, 32),), (2, 10), vit_count(patch=4, dim=192, depth=6, mlp=768, classes=10, tokens=65,
@@ -256,7 +273,7 @@ def test_registry_model(name):
     with torch.device("meta"):
         assert sum(p.numel() for p in create(name).parameters()) == count
     gen = torch.Generator().manual_seed(1)
-    inputs = [torch.randn(shape, generator=gen) for shape in input_shapes]
+    inputs = [spec(gen) if callable(spec) else torch.randn(spec, generator=gen) for spec in input_shapes]
     torch.manual_seed(0)
     model = create(name, **overrides)
     torch.manual_seed(2)  # dropout draws from the global generator

@@ -10,6 +10,7 @@ from visarch.functional.conv import (
     conv_nd,
     conv_output_size,
 )
+from visarch.functional.nonlocal_means import nl_means, nl_means_loop, nl_means_weights
 from visarch.functional.normalization import (
     batch_norm,
     group_norm,
@@ -38,6 +39,9 @@ __all__ = [
     "group_norm",
     "instance_norm",
     "layer_norm",
+    "nl_means",
+    "nl_means_loop",
+    "nl_means_weights",
     "normalize",
     "normalize_loop",
     "scaled_dot_product_attention",

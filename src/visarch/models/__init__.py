@@ -10,6 +10,7 @@ number or a count derived in closed form from the architecture.
 
 from visarch.models import (  # noqa: F401  (importing a model module registers its models)
     alexnet,
+    clip,
     convnext,
     cvt,
     deit,

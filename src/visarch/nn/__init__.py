@@ -1,6 +1,7 @@
 """``nn.Module`` versions of the building blocks, with keyword-only constructors."""
 
 from visarch.nn.attention import MultiHeadSelfAttention, MultiHeadSelfAttention2d
+from visarch.nn.nonlocal_block import NonLocalBlock, nonlocal_macs
 from visarch.nn.normalization import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from visarch.nn.small_cnn import small_cnn
 from visarch.nn.transformer import (
@@ -14,6 +15,6 @@ from visarch.nn.transformer import (
 )
 
 __all__ = ["BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "MultiHeadAttention", "MultiHeadSelfAttention",
-           "MultiHeadSelfAttention2d", "SinusoidalPositionalEncoding", "TransformerDecoderBlock",
-           "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask", "sinusoidal_positional_encoding",
-           "small_cnn"]
+           "MultiHeadSelfAttention2d", "NonLocalBlock", "SinusoidalPositionalEncoding", "TransformerDecoderBlock",
+           "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask", "nonlocal_macs",
+           "sinusoidal_positional_encoding", "small_cnn"]
