@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 
+import numpy as np
 import torch
 
 from benchmarks._timing import add_timing_arguments, alternating_medians, use_threads
@@ -55,9 +55,7 @@ def macs(tokens: int, window_tokens: int) -> int:
 
 def slope(xs: list[float], ys: list[float]) -> float:
     """Least-squares slope of log(y) against log(x)."""
-    lx, ly = [math.log(v) for v in xs], [math.log(v) for v in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum((a - mx) ** 2 for a in lx)
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,12 +16,11 @@
 from __future__ import annotations
 
 import json
-import pickle
 import re
 
-import numpy as np
 import pytest
 import torch
+from cifar10_archive import write_archive
 from torch import nn
 
 from visarch import models
@@ -160,20 +159,8 @@ def test_cli_resume_continues_to_the_same_end(two_epochs, tmp_path):
     assert_same_state(saved_model(tmp_path)[0].state_dict(), saved_model(straight)[0].state_dict())
 
 
-def write_cifar10_like(folder, per_batch=4):
-    """The standard python archive's layout and format, with ``per_batch`` random images a batch."""
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (per_batch, 3 * 32 * 32), dtype=np.uint8),
-                 b"labels": [int(v) for v in rng.integers(0, 10, per_batch)], b"batch_label": name.encode()}
-        (folder / name).write_bytes(pickle.dumps(batch))
-    meta = {b"label_names": [f"class{i}".encode() for i in range(10)], b"num_vis": 3072}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
-
-
 def test_cli_on_cifar10_builds_a_three_channel_model(tmp_path):
-    write_cifar10_like(tmp_path / "cifar-10-batches-py")
+    write_archive(tmp_path)  # 20 training images
     out = tmp_path / "run"
     main(["--model", "cvt_small", "--data", "cifar10", "--data-root", str(tmp_path), "--epochs", "1",
           "--batch-size", "10", "--out", str(out)])

@@ -41,7 +41,7 @@ from torch import nn
 
 from visarch.functional._checks import check_int
 
-__all__ = ["FORMAT", "VERSION", "CheckpointNotFoundError", "capture_rng_state", "load_checkpoint",
+__all__ = ["FORMAT", "VERSION", "CheckpointNotFoundError", "atomic_write", "capture_rng_state", "load_checkpoint",
            "restore_rng_state", "save_checkpoint"]
 
 FORMAT = "visarch.checkpoint"  # the marker that tells a checkpoint from any other .pt file
@@ -169,24 +169,31 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int, 
     }
     for name in ("model", "optimizer", "scheduler", "extra"):  # before any byte is written
         _check_plain(payload[name], name if name == "extra" else f"{name}.state_dict()")
+    atomic_write(path, lambda file: torch.save(payload, file))
+
+
+def atomic_write(path, write) -> None:
+    """Create or replace the file ``path`` with what ``write(file)`` writes to a binary file, atomically:
+    afterwards ``path`` holds either all of it or, after any error, whatever was there before."""
+    path = Path(path)
     # same folder: os.replace cannot cross file systems; "x" never clobbers, and gives the permissions any new
     # file gets (mkstemp's would be owner-only)
-    temporary = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     file = open(temporary, "xb")  # before the try: a failed open must not delete a file that is not ours
     try:
         with file:
-            torch.save(payload, file)
+            write(file)
             file.flush()
             os.fsync(file.fileno())  # the bytes are on the disk before the name points at them
         with contextlib.suppress(FileNotFoundError):
-            shutil.copymode(path, temporary)  # an overwritten checkpoint keeps its permissions, as with open("wb")
+            shutil.copymode(path, temporary)  # an overwritten file keeps its permissions, as with open("wb")
         os.replace(temporary, path)
     except BaseException:  # KeyboardInterrupt included: never leave a half-written temporary file behind
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
     if os.name == "posix":  # make the rename itself durable
-        folder_fd = os.open(folder, os.O_RDONLY)
+        folder_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(folder_fd)
         finally:

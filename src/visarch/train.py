@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm  # the plain bar: tqdm.auto warns on stderr in notebooks without ipywidgets
 
 from visarch import distributed
-from visarch.checkpoint import load_checkpoint, save_checkpoint
+from visarch.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from visarch.data import cifar10, digits
 from visarch.functional._checks import check_int
 
@@ -355,9 +354,7 @@ def _write_metrics(path: Path, history: History) -> None:
     lines = [json.dumps({"epoch": epoch + 1, "loss": loss,
                          **{name: values[epoch] for name, values in history.metrics.items()}})
              for epoch, loss in enumerate(history.loss)]
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("".join(line + "\n" for line in lines))
-    os.replace(temporary, path)
+    atomic_write(path, lambda file: file.write("".join(line + "\n" for line in lines).encode()))
 
 
 def _plot_curve(path: Path, history: History, title: str) -> None:
