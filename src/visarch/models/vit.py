@@ -39,7 +39,7 @@ from visarch.models.layers import check_positive_int
 from visarch.models.registry import register
 from visarch.nn.transformer import sinusoidal_embeddings
 
-__all__ = ["EncoderBlock", "ViT", "ViTConfig", "sinusoidal_embeddings"]
+__all__ = ["EncoderBlock", "ViT", "ViTConfig", "resize_position_embedding", "sinusoidal_embeddings"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,42 @@ class ViT(nn.Module):
         for block in self.blocks:
             z = block(z)  # [B, T, D]
         return self.head(self.norm(z[:, 0]))  # the class token: [B, num_classes]
+
+
+def resize_position_embedding(pos_embedding: torch.Tensor, grid: int | tuple[int, int], *,
+                              prefix_tokens: int = 1) -> torch.Tensor:
+    r"""Learned position embeddings of a ViT moved to another patch grid, as the paper fine-tunes at a
+    higher resolution: the patch size stays, the grid grows, and each grid embedding is interpolated
+    from its neighbours at the same relative place in the image.
+
+    ``pos_embedding`` is ``[1, P + g^2, D]``: ``P = prefix_tokens`` learned tokens (the class token;
+    DeiT adds a distillation token), then a square ``g x g`` grid of patches in row-major order.  The
+    prefix embeddings are kept; the grid ``[D, g, g]`` is resized to ``grid`` (``G`` or ``(G_h, G_w)``)
+    by bilinear interpolation with the corner patches aligned, which is ``scipy.ndimage.zoom(order=1)``
+    in the authors' code.  Returns ``[1, P + G_h G_w, D]``.
+    """
+    if not isinstance(pos_embedding, torch.Tensor) or pos_embedding.dim() != 3 or pos_embedding.shape[0] != 1:
+        shape = tuple(pos_embedding.shape) if isinstance(pos_embedding, torch.Tensor) else type(pos_embedding)
+        raise ValueError(f"pos_embedding must be a tensor [1, P + g^2, D], got {shape}")
+    if isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, int) or prefix_tokens < 0:
+        raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
+    if isinstance(grid, int) and not isinstance(grid, bool):
+        new = (grid, grid)
+    elif isinstance(grid, (tuple, list)) and len(grid) == 2:
+        new = tuple(grid)
+    else:
+        raise ValueError(f"grid must be an int or a pair of ints, got {grid!r}")
+    for side in new:
+        check_positive_int("grid side", side)
+    patches = pos_embedding.shape[1] - prefix_tokens
+    g = math.isqrt(max(patches, 0))
+    if patches < 1 or g * g != patches:
+        raise ValueError(f"{pos_embedding.shape[1]} embeddings minus {prefix_tokens} prefix tokens leave {patches} "
+                         "grid embeddings, not a positive square number")
+    prefix, cells = pos_embedding[:, :prefix_tokens], pos_embedding[:, prefix_tokens:]
+    square = cells.transpose(1, 2).reshape(1, -1, g, g)  # [1, D, g, g]
+    resized = F.interpolate(square, size=new, mode="bilinear", align_corners=True)  # [1, D, G_h, G_w]
+    return torch.cat([prefix, resized.flatten(2).transpose(1, 2)], dim=1)
 
 
 # The published layouts (Dosovitskiy et al., 2021, table 1): learned position embeddings, no
