@@ -155,6 +155,24 @@ def cvt_count(dims=(64, 192, 384), depths=(1, 2, 10), kernels=(7, 3, 3), c_in=3,
     return total + 3 * dims[-1] + dims[-1] * classes + classes
 
 
+def vatt_count(*, channels=1, patch=(2, 4, 4), grid=(3, 3, 3), audio_patch=16, audio_tokens=25, vocab=34, length=12,
+               widths=(32, 32, 32), blocks=2, mlp=64, va=32, vt=16):
+    """VATT: a voxel projection with bias and one learnt embedding per time step, row and column; a waveform
+    projection with bias and one position per segment; a word table and one position per word; per modality an
+    aggregation token, pre-norm ViT blocks (4d^2 + 2dm + 9d + m) and a final LayerNorm; the heads, each linear
+    layer with bias and followed by a batch norm: video -> va -> va, audio -> va, text -> vt, va -> vt."""
+    dv, da, dt = widths
+
+    def encoder(d):
+        return d + blocks * (4 * d * d + 2 * d * mlp + 9 * d + mlp) + 2 * d
+
+    voxels = channels * patch[0] * patch[1] * patch[2]
+    tokenizers = ((voxels * dv + dv + sum(grid) * dv) + (audio_patch * da + da + audio_tokens * da)
+                  + (vocab + length) * dt)
+    heads = (dv * va + 3 * va) + (va * va + 3 * va) + (da * va + 3 * va) + (dt * vt + 3 * vt) + (va * vt + 3 * vt)
+    return tokenizers + encoder(dv) + encoder(da) + encoder(dt) + heads
+
+
 # Parameters that by design never reach the output, and the test checks they are exactly the dead ones: CvT's head
 # reads the class token alone, and in the last block the class token skips the depthwise query convolution (it is
 # not on the map), so that convolution and its batch norm only act on map tokens that nothing reads afterwards (the
@@ -229,6 +247,8 @@ EXPECTED = {  # name -> (input shapes or input makers, output shape, parameter c
     "clip_tiny": (((2, 1, 8, 8), clip_tokens(34)), (2, 2), 55_233, {}),
     "timesformer_small": (((2, 3, 2, 32, 32),), (2, 10), timesformer_count(), {}),  # clip [B, C, F, H, W]
     "unet": (((2, 3, 32, 32), (2, 256)), (2, 3, 32, 32), notes_unet_count(), {}),  # image and context u
+    # VATT: a clip, its waveform and a caption -> the video-audio and video-text similarity matrices (closed form)
+    "vatt_tiny": (((2, 1, 5, 12, 12), (2, 400), clip_tokens(34)), (2, 2, 2), vatt_count(), {}),
     "vit": (((2, 3, 32, 32),), (2, 10), vit_count(patch=4, dim=192, depth=6, mlp=768, classes=10, tokens=65,
                                                learned_pos=False, embed_norm=True), {}),
     "vit_b_16": (((2, 3, 32, 32),), (2, 1000), 86_567_656, small_vit(16)),  # published (ViT paper, torchvision)

@@ -29,6 +29,7 @@ from visarch.models import (  # noqa: F401  (importing a model module registers 
     swin,
     timesformer,
     unet,
+    vatt,
     vgg,
     video,
     vit,
