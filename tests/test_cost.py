@@ -35,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from visarch.cost import (
     conv_macs,
     conv_parameters,
+    forward_macs,
     model_macs,
     parameter_count,
     separable_conv_macs,
@@ -238,6 +239,21 @@ def test_parameter_count_counts_entries_once():
 def small_net():
     return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
                          nn.Conv2d(8, 8, 3, padding=1, groups=4), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 5))
+
+
+def test_forward_macs_counts_products_of_any_function():
+    """A matrix product [n, k] x [k, m] is n k m MACs; two of them add; a module or a plain function, with
+    several arguments, real or on the meta device."""
+    a, b = torch.randn(3, 4), torch.randn(4, 5)
+    assert forward_macs(torch.matmul, a, b) == 3 * 4 * 5
+    assert forward_macs(lambda x, y: (x @ y) @ y.T, a, b) == 3 * 4 * 5 + 3 * 5 * 4
+    linear = nn.Linear(4, 6)
+    assert forward_macs(linear, a) == 3 * 4 * 6
+    with META:
+        meta_linear = nn.Linear(4, 6)
+    assert forward_macs(meta_linear, torch.empty(7, 4, device="meta")) == 7 * 4 * 6
+    with pytest.raises(TypeError, match="fn must be a module or a function, got int"):
+        forward_macs(3, a)
 
 
 def test_model_macs_is_the_closed_form_sum_over_a_network():

@@ -32,7 +32,7 @@ import copy
 import pytest
 import torch
 
-from visarch.models import create, get_config, list_models
+from visarch.models import create, create_on_meta, get_config, list_models
 
 
 def bottleneck_resnet_count(blocks, width, stem_params, num_classes, in_channels=3, expansion=4):
@@ -360,6 +360,12 @@ def test_registry_model(name):
 def test_bad_requests(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_create_on_meta_builds_the_same_model_without_memory():
+    model = create_on_meta("resnet50", num_classes=10)
+    assert all(p.is_meta for p in model.parameters())
+    assert [p.shape for p in model.parameters()] == [p.shape for p in create("resnet50", num_classes=10).parameters()]
 
 
 def test_overrides_reach_the_config():

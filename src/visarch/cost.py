@@ -53,7 +53,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from visarch.functional._checks import check_int, pair
 
-__all__ = ["conv_parameters", "conv_macs", "model_macs", "parameter_count", "separable_conv_parameters",
+__all__ = ["conv_parameters", "conv_macs", "forward_macs", "model_macs", "parameter_count", "separable_conv_parameters",
            "separable_conv_macs"]
 
 
@@ -147,7 +147,16 @@ def model_macs(model, input_size, *, device="meta") -> int:
     """
     if not isinstance(input_size, (tuple, list)) or not all(isinstance(n, int) and n > 0 for n in input_size):
         raise ValueError(f"input_size must be a tuple of positive ints, got {input_size!r}")
-    model.eval()
+    return forward_macs(model.eval(), torch.empty(input_size, device=device))
+
+
+def forward_macs(fn, *args, **kwargs) -> int:
+    """Multiply-accumulates that ``FlopCounterMode`` counts while ``fn(*args, **kwargs)`` runs once without
+    autograd: half its FLOPs, two per multiply-accumulate of a convolution, linear layer or matrix product
+    (elementwise work is not counted).  ``fn`` is a module or any function of tensors, real or on the meta
+    device; a module keeps its train or eval mode."""
+    if not callable(fn):
+        raise TypeError(f"fn must be a module or a function, got {type(fn).__name__}")
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.empty(input_size, device=device))
+        fn(*args, **kwargs)
     return counter.get_total_flops() // 2

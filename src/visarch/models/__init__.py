@@ -35,6 +35,6 @@ from visarch.models import (  # noqa: F401  (importing a model module registers 
     vit,
     wide_resnet,
 )
-from visarch.models.registry import create, get_config, list_models, register
+from visarch.models.registry import create, create_on_meta, get_config, list_models, register
 
-__all__ = ["create", "get_config", "list_models", "register"]
+__all__ = ["create", "create_on_meta", "get_config", "list_models", "register"]

@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 _MODELS: dict[str, tuple[type, Callable[..., nn.Module], dict]] = {}
@@ -60,3 +61,10 @@ def create(name: str, **overrides) -> nn.Module:
     """Build the model ``name``; keyword arguments override fields of its config."""
     _, builder, _ = _lookup(name)
     return builder(get_config(name, **overrides))
+
+
+def create_on_meta(name: str, **overrides) -> nn.Module:
+    """:func:`create` on the ``meta`` device: the shapes, parameter count and (with
+    :func:`visarch.cost.model_macs`) the arithmetic of a model of any size, without memory or computation."""
+    with torch.device("meta"):
+        return create(name, **overrides)
