@@ -116,7 +116,13 @@ def page_title(nb: Path) -> str:
 
 
 def anchor(claim_id: str) -> str:
+    """The anchor of the cell that checks a row."""
     return f"claim-{claim_id}"
+
+
+def row_anchor(claim_id: str) -> str:
+    """The anchor of a row in the appendix."""
+    return f"ledger-{claim_id}"
 
 
 def totals(all_rows):
@@ -202,21 +208,35 @@ def _evidence(row: Row, where: dict, titles: dict) -> str:
 def setup(app):
     from docutils import nodes
     from docutils.statemachine import StringList
+    from sphinx import addnodes
     from sphinx.transforms import SphinxTransform
     from sphinx.util.docutils import SphinxDirective
 
     class ClaimAnchors(SphinxTransform):
-        """Give each notebook cell that names ledger ids an anchor ``claim-<id>`` per id."""
+        """Give each notebook cell that names ledger ids an anchor ``claim-<id>`` per id, and a line under it
+        linking back to those rows of the appendix."""
 
         default_priority = 500
 
         def apply(self):
-            for node in self.document.findall(nodes.container):
-                for claim_id in node.get("cell_metadata", {}).get(METADATA_KEY, ()):
-                    node["ids"].append(anchor(claim_id))
-                    node["names"].append(anchor(claim_id))
-                if node.get("cell_metadata", {}).get(METADATA_KEY):
-                    self.document.note_explicit_target(node)
+            for node in list(self.document.findall(nodes.container)):
+                ids = node.get("cell_metadata", {}).get(METADATA_KEY)
+                if not ids:
+                    continue
+                node["ids"] += [anchor(i) for i in ids]
+                node["names"] += [anchor(i) for i in ids]
+                self.document.note_explicit_target(node)
+                line = nodes.paragraph(classes=["claim-ledger"])
+                line += nodes.Text("Checks the notes' claim" + ("s " if len(ids) > 1 else " "))
+                for k, claim_id in enumerate(ids):
+                    if k:
+                        line += nodes.Text(", ")
+                    ref = addnodes.pending_xref("", refdomain="std", reftype="ref", reftarget=row_anchor(claim_id),
+                                                refexplicit=True, refwarn=True, refdoc=self.env.docname)
+                    ref += nodes.literal(claim_id, claim_id)
+                    line += ref
+                line += nodes.Text(" (ledger).")
+                node.parent.insert(node.parent.index(node) + 1, line)
 
     class ClaimsLedger(SphinxDirective):
         """Render the whole ledger: totals, then one table per seed."""
@@ -226,6 +246,13 @@ def setup(app):
                 self.env.note_dependency(str(path))
             container = nodes.container()
             self.state.nested_parse(StringList(ledger_markdown().splitlines()), self.content_offset, container)
+            known = {row.id for row in rows()}
+            for row in container.findall(nodes.row):  # the first entry of a body row is its id
+                first = row.next_node(nodes.literal)
+                if first is not None and first.astext() in known:
+                    row["ids"].append(row_anchor(first.astext()))
+                    row["names"].append(row_anchor(first.astext()))
+                    self.state.document.note_explicit_target(row)
             return container.children
 
     app.add_transform(ClaimAnchors)
