@@ -20,9 +20,9 @@ FILES = ledger.ledger_files()
 BIB_KEYS = set(re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "book" / "references.bib").read_text(), re.M))
 ERRATUM_LABELS = re.compile(r"^\((erratum-[\w-]+)\)=", re.M)
 
-# The share of checkable rows that a cell settles may only grow. The target is 0.97; this
-# floor is the share reached so far and is raised as rows are checked (never lowered).
-COVERAGE_FLOOR = 0.0
+# The book's promise in numbers: at least 97 % of the checkable rows (checked, erratum or not yet
+# checked) are settled by an executed cell. A new row of the notes that no cell checks counts against it.
+COVERAGE_TARGET = 0.97
 
 
 def test_one_ledger_file_per_seed():
@@ -95,9 +95,9 @@ def test_errata_rows_and_erratum_boxes_agree():
     assert boxes <= named, f"erratum boxes with no ledger row: {sorted(boxes - named)}"
 
 
-def test_coverage_does_not_fall():
+def test_coverage_reaches_the_target():
     share = ledger.coverage(ledger.totals(ROWS))
-    assert share >= COVERAGE_FLOOR, f"{share:.3f} of the checkable rows are settled, below the floor {COVERAGE_FLOOR}"
+    assert share >= COVERAGE_TARGET, f"{share:.3f} of the checkable rows are settled, below {COVERAGE_TARGET}"
 
 
 def test_the_appendix_renders_every_row():
