@@ -61,10 +61,6 @@ class Claim:
     source: str
     outputs: tuple
 
-    @property
-    def docname(self):
-        return self.notebook.with_suffix("").as_posix()
-
 
 def load_seed(path: Path) -> dict:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -77,10 +73,10 @@ def ledger_files():
     return sorted(LEDGER.glob("*.yml"))
 
 
-def rows(files=None):
+def rows():
     """Every row of the ledger, in the order of the notes."""
     out = []
-    for path in files or ledger_files():
+    for path in ledger_files():
         data = load_seed(path)
         for section in data["sections"]:
             for raw in section.get("rows") or []:
