@@ -44,8 +44,8 @@ from visarch.functional._checks import check_int
 __all__ = ["FORMAT", "VERSION", "CheckpointNotFoundError", "atomic_write", "capture_rng_state", "load_checkpoint",
            "restore_rng_state", "save_checkpoint"]
 
-FORMAT = "visarch.checkpoint"  # the marker that tells a checkpoint from any other .pt file
-VERSION = 1  # bumped when the layout of the saved dict changes
+FORMAT = "visarch.checkpoint"  #: the marker that tells a checkpoint from any other .pt file
+VERSION = 1  #: bumped when the layout of the saved dict changes
 _SHOWN = 4  # offending names listed in an error message, the rest counted
 
 

@@ -38,10 +38,10 @@ from visarch.functional._checks import check_int
 __all__ = ["DIGITS_SPLIT_SEED", "DIGITS_TEST_FRACTION", "DIRECTIONS", "TEST_PHOTOGRAPH", "TRAIN_PHOTOGRAPHS",
            "cifar10", "cifar10_classes", "digits", "moving_digits", "photo_patches", "photograph", "random_shift"]
 
-DIGITS_SPLIT_SEED = 0  # random_state of the stratified split
-DIGITS_TEST_FRACTION = 0.25  # 450 of the 1,797 images
-TRAIN_PHOTOGRAPHS = ("astronaut", "coffee", "chelsea", "rocket", "coins", "moon")  # skimage.data names
-TEST_PHOTOGRAPH = "camera"  # the cameraman, 512 x 512, never cut into training patches
+DIGITS_SPLIT_SEED = 0  #: random_state of the stratified split
+DIGITS_TEST_FRACTION = 0.25  #: 450 of the 1,797 images
+TRAIN_PHOTOGRAPHS = ("astronaut", "coffee", "chelsea", "rocket", "coins", "moon")  #: skimage.data names
+TEST_PHOTOGRAPH = "camera"  #: the cameraman, 512 x 512, never cut into training patches
 
 
 def digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,7 +118,7 @@ def random_shift(images: torch.Tensor, max_shift: int = 1, *, generator: torch.G
     return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # [N, H, W, C] -> NCHW
 
 
-DIRECTIONS = ("right", "left", "down", "up")  # label k is DIRECTIONS[k]
+DIRECTIONS = ("right", "left", "down", "up")  #: label k is DIRECTIONS[k]
 
 
 def moving_digits(split: str = "train", *, frames: int = 5, canvas: int = 12, seed: int = 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import inspect
 
+__all__ = ["layer_table", "show_source"]
+
 
 def show_source(obj):
     """Display the source of a function or class of ``visarch`` as a highlighted code block.

@@ -10,6 +10,9 @@ from matplotlib.patches import Rectangle
 
 from visarch.functional.conv import conv_output_size
 
+__all__ = ["attention_maps", "channel_connectivity", "conv_arithmetic", "loss_curves", "normalization_axes",
+           "optimizer_paths", "receptive_field_maps", "transposed_conv_input"]
+
 # One colour per highlighted window; the output cell it produces gets the same colour.
 WINDOW_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 

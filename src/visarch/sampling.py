@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["randint"]
+
 
 def randint(gen: torch.Generator, low: int, high: int) -> int:
     """A random int in ``[low, high]`` (both ends included), drawn from ``gen`` so runs repeat."""

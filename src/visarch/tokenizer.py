@@ -35,8 +35,10 @@ __all__ = ["DIGIT_NAMES", "DIGIT_TEMPLATES", "WordTokenizer", "digit_captions", 
 PAD, SOT, EOT = "<pad>", "<sot>", "<eot>"
 _WORD = re.compile(r"[a-z]+|[0-9]")
 
+#: the English name of each digit, indexed by the digit
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-DIGIT_TEMPLATES = {  # style of the image -> caption templates; "{}" is a digit's name or numeral
+#: style of the image -> caption templates; "{}" is a digit's name or numeral
+DIGIT_TEMPLATES = {
     "plain": ("a photo of the digit {}", "a handwritten {}", "the number {}", "{}"),
     "blurry": ("a blurry photo of the digit {}", "a blurry {}"),
     "faint": ("a faint photo of the digit {}", "a faint {}"),

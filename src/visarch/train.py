@@ -44,8 +44,8 @@ __all__ = ["History", "accuracy", "default_device", "fit", "main", "train_classi
 class History:
     """What a run recorded, one entry per epoch, ready for :func:`visarch.plot.loss_curves`."""
 
-    loss: list[float] = field(default_factory=list)  # mean training loss over the epoch's steps
-    metrics: dict[str, list[float]] = field(default_factory=dict)  # what ``evaluate`` returned
+    loss: list[float] = field(default_factory=list)  #: mean training loss over the epoch's steps
+    metrics: dict[str, list[float]] = field(default_factory=dict)  #: what ``evaluate`` returned
 
     def record(self, loss: float, metrics: dict[str, float]) -> None:
         self.loss.append(loss)

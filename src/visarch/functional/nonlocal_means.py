@@ -74,12 +74,12 @@ STRIP_PIXELS = 2**17
 class NLMeansConfig:
     """The parameters of non-local means; ``__post_init__`` checks them."""
 
-    patch_size: int = 7  # s: side of the square patch compared around each pixel (odd, so it has a centre)
-    patch_distance: int = 11  # d: the search window holds the (2d+1)^2 pixels within d of the pixel along each axis
-    h: float = 0.1  # filtering parameter: a patch distance of h^2 above 2 sigma^2 divides a weight by e
-    sigma: float = 0.0  # noise standard deviation; 2 sigma^2 is subtracted from every patch distance
-    fast_mode: bool = True  # uniform patch kernel with box filters (Darbon et al.); False: Gaussian kernel
-    skimage_compatible: bool = False  # reproduce scikit-image 0.26's fast mode to rounding (see the module)
+    patch_size: int = 7  #: s: side of the square patch compared around each pixel (odd, so it has a centre)
+    patch_distance: int = 11  #: d: the search window holds the (2d+1)^2 pixels within d of the pixel along each axis
+    h: float = 0.1  #: filtering parameter: a patch distance of h^2 above 2 sigma^2 divides a weight by e
+    sigma: float = 0.0  #: noise standard deviation; 2 sigma^2 is subtracted from every patch distance
+    fast_mode: bool = True  #: uniform patch kernel with box filters (Darbon et al.); False: Gaussian kernel
+    skimage_compatible: bool = False  #: reproduce scikit-image 0.26's fast mode to rounding (see the module)
 
     def __post_init__(self):
         s = check_int(self.patch_size, "patch size s", low=1)

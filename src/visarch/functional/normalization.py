@@ -28,14 +28,14 @@ group norm     same example k and group of channels   C/G channels of a group, s
 
 Group norm becomes the same kind of average after one reshape, ``[N, C, *] -> [N, G, C/G, *]``,
 with groups of consecutive channels.  :func:`normalize` is the template with such a set of
-axes; the four layers run the same steps (:class:`_Normalize` below), and evaluation-mode
-batch norm, whose statistics are stored, runs steps 2 and 3 alone (:func:`_whiten`).  Steps 2
+axes; the four layers run the same steps (:class:`NormalizeFunction` below), and evaluation-mode
+batch norm, whose statistics are stored, runs steps 2 and 3 alone (``_whiten``).  Steps 2
 and 3 fold into one scale per set, :math:`Y = (X - \mu)\,a + \beta` with
 :math:`a = \gamma / \sqrt{\sigma^2 + \epsilon}`: the same numbers in fewer passes over X.
 
 **Backward.**  With statistics of the batch (every layer except evaluation-mode batch norm and
 instance norm on running statistics), steps 1-3 run as one ``torch.autograd.Function``,
-:class:`_Normalize`, whose backward is the analytic gradient of normalisation,
+:class:`NormalizeFunction`, whose backward is the analytic gradient of normalisation,
 :math:`\partial L/\partial X = r\,(\hat g - \operatorname{mean}_S \hat g
 - \hat X \operatorname{mean}_S \hat g \hat X)` with :math:`r = 1/\sqrt{\sigma^2+\epsilon}` and
 :math:`\hat g = \gamma\, \partial L/\partial Y`, in a few passes over X instead of autograd's graph
@@ -71,7 +71,8 @@ import torch
 
 from visarch.functional._checks import check_floating, check_int
 
-__all__ = ["normalize", "normalize_loop", "batch_norm", "layer_norm", "instance_norm", "group_norm"]
+__all__ = ["NormalizeFunction", "batch_norm", "group_norm", "instance_norm", "layer_norm", "normalize",
+           "normalize_loop"]
 
 # The notes' smoothing parameter, torch's default.
 EPS = 1e-5
@@ -124,7 +125,7 @@ def _whiten(input, mean, var, weight, bias, eps):
     :math:`b = \beta - \mu a`; ``mean``, ``var``, ``weight`` and ``bias`` broadcast against ``input``.
 
     For fixed statistics (evaluation mode), where autograd's gradient is already cheap;
-    statistics of the input itself go through :class:`_Normalize`."""
+    statistics of the input itself go through :class:`NormalizeFunction`."""
     scale = torch.rsqrt(var + eps)  # 1 / sigma
     if weight is not None:
         scale = scale * weight
@@ -132,7 +133,7 @@ def _whiten(input, mean, var, weight, bias, eps):
     return torch.addcmul(shift, input, scale)
 
 
-class _Normalize(torch.autograd.Function):
+class NormalizeFunction(torch.autograd.Function):
     r"""Steps 1-3 with the analytic gradient: ``(y, mean, var)`` for ``input`` normalised over ``dims``.
 
     ``dims`` are non-negative axes of ``input``; ``weight`` and ``bias`` (or ``None``) broadcast
@@ -237,8 +238,8 @@ class _Normalize(torch.autograd.Function):
 
 
 def _normalize(input, dims, weight, bias, eps):
-    """Steps 1-3 through :class:`_Normalize`: ``(output, mean, var)``, ``dims`` made non-negative."""
-    return _Normalize.apply(input, tuple(d % input.dim() for d in dims), weight, bias, eps)
+    """Steps 1-3 through :class:`NormalizeFunction`: ``(output, mean, var)``, ``dims`` made non-negative."""
+    return NormalizeFunction.apply(input, tuple(d % input.dim() for d in dims), weight, bias, eps)
 
 
 def normalize(input, dims, weight=None, bias=None, eps=EPS):

@@ -3,7 +3,7 @@ r"""Transposed convolution from scratch (Building blocks, section "Transposed co
 A transposed convolution maps ``x`` of shape ``[N, C, H, W]`` to a larger
 ``y`` of shape ``[N, C', H', W']``.  Its weight has PyTorch's layout
 ``[C, C'/G, F_h, F_w]``: the first axis runs over the *input* channels, the
-reverse of :func:`visarch.functional.conv2d`.  With 0-based indices and one
+reverse of :func:`visarch.functional.conv.conv2d`.  With 0-based indices and one
 group, every input pixel scatters a copy of its filter, scaled by its value,
 into the output at offset :math:`(iS, jS)`, and the result is cropped by
 :math:`P` on every edge:
@@ -57,7 +57,7 @@ stride-1 convolution of the *original* input, padded by M - 1, with the flipped 
 :math:`(W_{r + (M-1)S}, \dots, W_{r + S}, W_r)`.  Only the positions q that survive the
 cropping by P are computed: output row :math:`t = u - P` belongs to phase
 :math:`r \equiv t + P \pmod S`, so each phase fills every S-th row of the output, starting at
-:math:`t_0 = (r - P) \bmod S`.  One :func:`~visarch.functional.conv2d` call per phase
+:math:`t_0 = (r - P) \bmod S`.  One :func:`~visarch.functional.conv.conv2d` call per phase
 :math:`(r_h, r_w)` on the rows and columns of the padded input it needs gives the same output as
 steps 1-4, while computing only the products of real pixels (and of the zero taps beyond F when
 S does not divide F).  This is the equivalence between transposed convolution and sub-pixel
@@ -77,9 +77,10 @@ import torch.nn.functional as F
 from visarch.functional._checks import check_floating, check_int, pair
 from visarch.functional.conv import conv2d
 
-__all__ = ["conv_transpose_output_size", "dilate_and_pad", "flip_weight", "conv_transpose2d"]
+__all__ = ["METHODS", "conv_transpose2d", "conv_transpose2d_subpixel", "conv_transpose_output_size", "dilate_and_pad",
+           "flip_weight", "subpixel_weight"]
 
-METHODS = ("subpixel", "zero_insertion")
+METHODS = ("subpixel", "zero_insertion")  #: the two algorithms of conv_transpose2d(..., method=...)
 
 
 def _output_size_formula(size, kernel_size, stride, padding, output_padding, letter="Z"):
@@ -194,7 +195,7 @@ def flip_weight(weight, groups=1):
     )
 
 
-def _subpixel_weight(weight, groups, stride):
+def subpixel_weight(weight, groups, stride):
     r"""conv2d filters for every phase: ``[S_h, S_w, C', C/G, M_h, M_w]``.
 
     Filter :math:`(r_h, r_w, o)` holds taps :math:`W_{c,o,r_h + m_h S_h, r_w + m_w S_w}` at
@@ -228,12 +229,12 @@ def _phases(size_out, stride, padding):
     return phases
 
 
-def _conv_transpose2d_subpixel(x, weight, stride, padding, output_padding, groups):
+def conv_transpose2d_subpixel(x, weight, stride, padding, output_padding, groups):
     """Steps 1-4 without the zero products (module docstring): one conv2d per phase."""
     n, (h, w), (fh, fw), c_out = x.shape[0], x.shape[2:], weight.shape[2:], weight.shape[1] * groups
     (sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding
     h_out, w_out = (h - 1) * sh + fh - 2 * ph + oh, (w - 1) * sw + fw - 2 * pw + ow
-    filters = _subpixel_weight(weight, groups, stride)  # [S_h, S_w, C', C/G, M_h, M_w]
+    filters = subpixel_weight(weight, groups, stride)  # [S_h, S_w, C', C/G, M_h, M_w]
     mh, mw = filters.shape[-2:]
     rows, cols = _phases(h_out, sh, ph), _phases(w_out, sw, pw)
     # M-1 zeros before the first pixel; after the last, as many as the furthest phase reads
@@ -268,7 +269,7 @@ def conv_transpose2d(input, weight, bias=None, *, stride=1, padding=0, output_pa
     x, unbatched, stride, padding, output_padding, groups = _check_conv_transpose2d(
         input, weight, bias, stride, padding, output_padding, groups)
     if method == "subpixel":
-        y = _conv_transpose2d_subpixel(x, weight, stride, padding, output_padding, groups)  # [N, C', H', W']
+        y = conv_transpose2d_subpixel(x, weight, stride, padding, output_padding, groups)  # [N, C', H', W']
         if bias is not None:
             y = y + bias.view(-1, 1, 1)
     elif method == "zero_insertion":

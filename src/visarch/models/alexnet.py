@@ -38,16 +38,21 @@ from visarch.models.registry import register
 
 __all__ = ["AlexNet", "AlexNetConfig", "MIN_SIZE"]
 
-MIN_SIZE = 63  # the smallest image the three 3x3/2 max pools accept (module docstring)
+MIN_SIZE = 63  #: the smallest image the three 3x3/2 max pools accept (module docstring)
 
 
 @dataclass(frozen=True)
 class AlexNetConfig:
-    in_channels: int = 3  # RGB
-    num_classes: int = 1000  # ImageNet classes
-    channels: tuple[int, ...] = (64, 192, 384, 256, 256)  # filters of the five convolutions (torchvision's tower)
-    hidden: int = 4096  # units of the two hidden fully connected layers
-    dropout: float = 0.5  # probability of dropping a unit before each hidden fully connected layer
+    """Hyperparameters of AlexNet.
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    in_channels: int = 3  #: RGB
+    num_classes: int = 1000  #: ImageNet classes
+    channels: tuple[int, ...] = (64, 192, 384, 256, 256)  #: filters of the five convolutions (torchvision's tower)
+    hidden: int = 4096  #: units of the two hidden fully connected layers
+    dropout: float = 0.5  #: probability of dropping a unit before each hidden fully connected layer
 
     def __post_init__(self):
         for name in ("in_channels", "num_classes", "hidden"):

@@ -56,22 +56,27 @@ __all__ = ["CLIP", "CLIPConfig", "CLIPTextEncoder", "CausalBlock", "QuickGELU", 
 
 @dataclass(frozen=True)
 class CLIPConfig:
-    embed_dim: int = 512  # d_e, the joint embedding space of images and texts
-    image_size: int = 224  # H = W of the input images
-    in_channels: int = 3  # C
-    patch_size: int = 32  # p: the "/32" of ViT-B/32
-    vision_width: int = 768  # D_img, the ViT's width
-    vision_layers: int = 12  # blocks of the image encoder
-    vision_heads: int = 12  # heads of the image encoder (width / 64 in the release)
-    context_length: int = 77  # most tokens per caption, start and end of text included
-    vocab_size: int = 49408  # token ids 0 .. V - 1; the end-of-text token is V - 1
-    text_width: int = 512  # D_txt, the text transformer's width
-    text_layers: int = 12  # blocks of the text encoder
-    text_heads: int = 8  # heads of the text encoder
-    mlp_ratio: int = 4  # hidden width of every MLP, in multiples of the block's width
-    init_temperature: float = 0.07  # tau; the learned logit scale t starts at log(1 / tau)
-    max_logit_scale: float = 100.0  # e^t is clipped here, against training instability
-    eps: float = 1e-5  # LayerNorm epsilon (torch's default, as in the release)
+    """Hyperparameters of CLIP's two encoders and their joint embedding.
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    embed_dim: int = 512  #: d_e, the joint embedding space of images and texts
+    image_size: int = 224  #: H = W of the input images
+    in_channels: int = 3  #: C
+    patch_size: int = 32  #: p: the "/32" of ViT-B/32
+    vision_width: int = 768  #: D_img, the ViT's width
+    vision_layers: int = 12  #: blocks of the image encoder
+    vision_heads: int = 12  #: heads of the image encoder (width / 64 in the release)
+    context_length: int = 77  #: most tokens per caption, start and end of text included
+    vocab_size: int = 49408  #: token ids 0 .. V - 1; the end-of-text token is V - 1
+    text_width: int = 512  #: D_txt, the text transformer's width
+    text_layers: int = 12  #: blocks of the text encoder
+    text_heads: int = 8  #: heads of the text encoder
+    mlp_ratio: int = 4  #: hidden width of every MLP, in multiples of the block's width
+    init_temperature: float = 0.07  #: tau; the learned logit scale t starts at log(1 / tau)
+    max_logit_scale: float = 100.0  #: e^t is clipped here, against training instability
+    eps: float = 1e-5  #: LayerNorm epsilon (torch's default, as in the release)
 
     def __post_init__(self):
         for name in ("embed_dim", "image_size", "in_channels", "patch_size", "vision_width", "vision_layers",

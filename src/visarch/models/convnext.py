@@ -56,25 +56,30 @@ _ACTS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
 @dataclass(frozen=True)
 class ConvNeXtConfig:
-    depths: tuple[int, ...] = (3, 3, 9, 3)  # blocks per stage (ConvNeXt-T; ResNet-50: 3, 4, 6, 3)
-    widths: tuple[int, ...] = (96, 192, 384, 768)  # C_i: channels on the residual path of stage i
-    hidden_ratio: float = 4  # channels between the two 1x1 layers / C_i (4: inverted bottleneck; 1/4: ResNet's)
-    kernel_size: int = 7  # K of the spatial (K x K) convolution of a block (ResNet: 3)
-    depthwise: bool = True  # the spatial convolution has one filter per channel; False: dense, as in ResNet
-    spatial_first: bool = True  # spatial conv first, at C_i channels; False: between the 1x1s, at hidden width
-    stem: str = "patchify"  # "patchify": 4x4 conv stride 4 + norm; "resnet": 7x7 conv stride 2, norm, act, max pool
-    stem_width: int | None = None  # channels out of the stem; None: widths[0]
-    act: str = "gelu"  # "gelu" or "relu"
-    norm: str = "layer"  # "layer": layer norm over the channels of each pixel; "batch": batch norm
-    activations: str = "one"  # "one": only between the 1x1 layers; "all": after every layer and the sum (ResNet)
-    norms: str = "one"  # "one": only after the spatial convolution; "all": after every convolution (ResNet)
-    downsample: str = "separate"  # "separate": norm + 2x2 stride-2 conv between stages (and norms after the
+    """Hyperparameters of ConvNeXt (defaults: ConvNeXt-T).
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    depths: tuple[int, ...] = (3, 3, 9, 3)  #: blocks per stage (ConvNeXt-T; ResNet-50: 3, 4, 6, 3)
+    widths: tuple[int, ...] = (96, 192, 384, 768)  #: C_i: channels on the residual path of stage i
+    hidden_ratio: float = 4  #: channels between the two 1x1 layers / C_i (4: inverted bottleneck; 1/4: ResNet's)
+    kernel_size: int = 7  #: K of the spatial (K x K) convolution of a block (ResNet: 3)
+    depthwise: bool = True  #: the spatial convolution has one filter per channel; False: dense, as in ResNet
+    spatial_first: bool = True  #: spatial conv first, at C_i channels; False: between the 1x1s, at hidden width
+    stem: str = "patchify"  #: "patchify": 4x4 conv stride 4 + norm; "resnet": 7x7 conv stride 2, norm, act, max pool
+    stem_width: int | None = None  #: channels out of the stem; None: widths[0]
+    act: str = "gelu"  #: "gelu" or "relu"
+    norm: str = "layer"  #: "layer": layer norm over the channels of each pixel; "batch": batch norm
+    activations: str = "one"  #: "one": only between the 1x1 layers; "all": after every layer and the sum (ResNet)
+    norms: str = "one"  #: "one": only after the spatial convolution; "all": after every convolution (ResNet)
+    downsample: str = "separate"  #: "separate": norm + 2x2 stride-2 conv between stages (and norms after the
     #                               stem and before the head); "in_block": first block strides, projection shortcut
-    layer_scale: float | None = 1e-6  # initial gamma of the per-channel layer scale; None: no layer scale
-    drop_path: float = 0.0  # stochastic depth rate of the last block, rising linearly from 0 (paper's T: 0.1)
-    in_channels: int = 3  # colour channels of the input image
-    num_classes: int = 1000  # classes of the linear classifier
-    eps: float = 1e-6  # epsilon of the layer norms
+    layer_scale: float | None = 1e-6  #: initial gamma of the per-channel layer scale; None: no layer scale
+    drop_path: float = 0.0  #: stochastic depth rate of the last block, rising linearly from 0 (paper's T: 0.1)
+    in_channels: int = 3  #: colour channels of the input image
+    num_classes: int = 1000  #: classes of the linear classifier
+    eps: float = 1e-6  #: epsilon of the layer norms
 
     def __post_init__(self):
         choices = {"stem": ("patchify", "resnet"), "act": tuple(_ACTS), "norm": ("layer", "batch"),

@@ -68,19 +68,24 @@ _STAGE_FIELDS = ("dims", "depths", "heads", "embed_kernels", "embed_strides", "e
 
 @dataclass(frozen=True)
 class CvTConfig:
-    dims: tuple[int, ...] = (64, 192, 384)  # token width C of each stage (CvT-13)
-    depths: tuple[int, ...] = (1, 2, 10)  # transformer blocks per stage (CvT-13)
-    heads: tuple[int, ...] = (1, 3, 6)  # attention heads per stage (64 dimensions each in CvT-13)
-    embed_kernels: tuple[int, ...] = (7, 3, 3)  # k_e: kernel of each stage's convolutional token embedding
-    embed_strides: tuple[int, ...] = (4, 2, 2)  # s_e: its stride (smaller than k_e, so patches overlap)
-    embed_paddings: tuple[int, ...] = (2, 1, 1)  # p_e: its zero padding (as the reference implementation)
-    qkv_kernel: int = 3  # kernel of the depthwise convolution in the convolutional projection (odd)
-    kv_stride: int = 2  # stride of the keys' and values' projection (the "squeeze"; 1 = none)
-    mlp_ratio: float = 4.0  # hidden width of each block's MLP as a multiple of the token width
-    in_channels: int = 3  # channels of the input image
-    num_classes: int = 1000  # outputs of the head on the class token
-    image_size: int = 224  # the side the published model was trained at (any side >= total stride runs)
-    eps: float = 1e-5  # LayerNorm and BatchNorm epsilon
+    """Hyperparameters of the Convolutional vision Transformer (defaults: CvT-13).
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    dims: tuple[int, ...] = (64, 192, 384)  #: token width C of each stage (CvT-13)
+    depths: tuple[int, ...] = (1, 2, 10)  #: transformer blocks per stage (CvT-13)
+    heads: tuple[int, ...] = (1, 3, 6)  #: attention heads per stage (64 dimensions each in CvT-13)
+    embed_kernels: tuple[int, ...] = (7, 3, 3)  #: k_e: kernel of each stage's convolutional token embedding
+    embed_strides: tuple[int, ...] = (4, 2, 2)  #: s_e: its stride (smaller than k_e, so patches overlap)
+    embed_paddings: tuple[int, ...] = (2, 1, 1)  #: p_e: its zero padding (as the reference implementation)
+    qkv_kernel: int = 3  #: kernel of the depthwise convolution in the convolutional projection (odd)
+    kv_stride: int = 2  #: stride of the keys' and values' projection (the "squeeze"; 1 = none)
+    mlp_ratio: float = 4.0  #: hidden width of each block's MLP as a multiple of the token width
+    in_channels: int = 3  #: channels of the input image
+    num_classes: int = 1000  #: outputs of the head on the class token
+    image_size: int = 224  #: the side the published model was trained at (any side >= total stride runs)
+    eps: float = 1e-5  #: LayerNorm and BatchNorm epsilon
 
     def __post_init__(self):
         for name in ("qkv_kernel", "kv_stride", "in_channels", "num_classes", "image_size"):

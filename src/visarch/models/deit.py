@@ -41,8 +41,8 @@ __all__ = ["DeiTConfig", "DistilledViT", "hard_distillation_loss"]
 class DeiTConfig(ViTConfig):
     """A ViT config whose sequence also holds the distillation token (always learned embeddings)."""
 
-    pos_embedding: str = "learned"  # DeiT learns its position embeddings, one per token
-    embed_norm: bool = False  # no LayerNorm on the embedded sequence, as in ViT and DeiT
+    pos_embedding: str = "learned"  #: DeiT learns its position embeddings, one per token
+    embed_norm: bool = False  #: no LayerNorm on the embedded sequence, as in ViT and DeiT
 
     def __post_init__(self):
         super().__post_init__()

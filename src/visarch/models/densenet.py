@@ -51,13 +51,18 @@ TOTAL_STRIDE = 32  # stem 4 (stride-2 convolution, stride-2 max pool), then thre
 
 @dataclass(frozen=True)
 class DenseNetConfig:
-    growth_rate: int = 32  # k: channels each dense layer adds (DenseNet-121)
-    blocks: tuple[int, ...] = (6, 12, 24, 16)  # L of each dense block (DenseNet-121)
-    init_features: int = 64  # channels of the 7x7 stem convolution (2k in the paper)
-    bottleneck: int = 4  # the 1x1 convolution of a dense layer outputs bottleneck * k channels
-    compression: float = 0.5  # theta: a transition keeps floor(theta * m) of its m channels
-    in_channels: int = 3  # colour channels of the input image
-    num_classes: int = 1000  # ImageNet classes
+    """Hyperparameters of DenseNet (defaults: DenseNet-121).
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    growth_rate: int = 32  #: k: channels each dense layer adds (DenseNet-121)
+    blocks: tuple[int, ...] = (6, 12, 24, 16)  #: L of each dense block (DenseNet-121)
+    init_features: int = 64  #: channels of the 7x7 stem convolution (2k in the paper)
+    bottleneck: int = 4  #: the 1x1 convolution of a dense layer outputs bottleneck * k channels
+    compression: float = 0.5  #: theta: a transition keeps floor(theta * m) of its m channels
+    in_channels: int = 3  #: colour channels of the input image
+    num_classes: int = 1000  #: ImageNet classes
 
     def __post_init__(self):
         for name in ("growth_rate", "init_features", "bottleneck", "in_channels", "num_classes"):

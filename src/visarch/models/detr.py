@@ -34,10 +34,10 @@ from scipy.optimize import linear_sum_assignment
 __all__ = ["COST_BBOX", "COST_CLASS", "COST_GIOU", "NO_OBJECT_WEIGHT", "box_area", "box_cxcywh_to_xyxy",
            "generalized_box_iou", "hungarian_match", "match_cost", "set_prediction_loss"]
 
-COST_CLASS = 1.0  # lambda_cls: weight of -p_i(c_j) in the matching cost
-COST_BBOX = 5.0  # lambda_L1: weight of the L1 distance between boxes (matching and loss)
-COST_GIOU = 2.0  # lambda_iou: weight of -GIoU (matching) and 1 - GIoU (loss)
-NO_OBJECT_WEIGHT = 0.1  # cross-entropy weight of the "no object" class
+COST_CLASS = 1.0  #: lambda_cls: weight of -p_i(c_j) in the matching cost
+COST_BBOX = 5.0  #: lambda_L1: weight of the L1 distance between boxes (matching and loss)
+COST_GIOU = 2.0  #: lambda_iou: weight of -GIoU (matching) and 1 - GIoU (loss)
+NO_OBJECT_WEIGHT = 0.1  #: cross-entropy weight of the "no object" class
 
 
 def _check_boxes(boxes: torch.Tensor, name: str) -> None:
@@ -59,7 +59,7 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
 
 
 def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``[n, 4], [m, 4] -> [n, m]``: GIoU of every pair, IoU - (|C| - |A u B|) / |C| with C the smallest
+    """``[n, 4], [m, 4] -> [n, m]``: GIoU of every pair, ``IoU - (|C| - |A u B|) / |C|`` with C the smallest
     box enclosing both.  Boxes must have positive area (an empty union would divide by zero)."""
     _check_boxes(a, "boxes a")
     _check_boxes(b, "boxes b")
@@ -95,7 +95,7 @@ def _check_prediction(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.T
 def match_cost(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
                target_boxes: torch.Tensor) -> torch.Tensor:
     """``[N, K+1], [N, 4], [M], [M, 4] -> [N, M]``: the matching cost of prediction i with target j,
-    -1 p_i(c_j) + 5 |b_j - b_i|_1 - 2 GIoU(b_j, b_i)."""
+    ``-1 p_i(c_j) + 5 |b_j - b_i|_1 - 2 GIoU(b_j, b_i)``."""
     _check_prediction(logits, boxes, labels, target_boxes)
     prob = logits.softmax(-1)  # [N, K+1]
     return (-COST_CLASS * prob[:, labels] + COST_BBOX * torch.cdist(boxes, target_boxes, p=1)

@@ -37,11 +37,11 @@ __all__ = ["DINOConfig", "DINOLoss", "ema_update", "entropy"]
 class DINOConfig:
     """The paper's default hyper-parameters of the loss and the teacher."""
 
-    out_dim: int = 65536  # K, the number of output dimensions of the projection head
-    student_temp: float = 0.1  # tau_s
-    teacher_temp: float = 0.04  # tau_t, lower than tau_s: the teacher is sharper
-    center_momentum: float = 0.9  # m, of the EMA that tracks the teacher's mean logits
-    teacher_momentum: float = 0.996  # lambda, of the EMA that moves the teacher's weights
+    out_dim: int = 65536  #: K, the number of output dimensions of the projection head
+    student_temp: float = 0.1  #: tau_s
+    teacher_temp: float = 0.04  #: tau_t, lower than tau_s: the teacher is sharper
+    center_momentum: float = 0.9  #: m, of the EMA that tracks the teacher's mean logits
+    teacher_momentum: float = 0.996  #: lambda, of the EMA that moves the teacher's weights
 
     def __post_init__(self):
         if isinstance(self.out_dim, bool) or not isinstance(self.out_dim, int) or self.out_dim < 2:

@@ -64,22 +64,28 @@ __all__ = ["B0_STAGES", "EfficientNet", "EfficientNetConfig", "MBConv", "Stochas
 
 TOTAL_STRIDE = 32  # the stem and four stages with stride 2
 
+#: (expand ratio t, kernel k, stride s, C_in, C_out, layers L) per stage of EfficientNet-B0
 B0_STAGES = ((1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
              (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4),
-             (6, 3, 1, 192, 320, 1))  # (expand ratio t, kernel k, stride s, C_in, C_out, layers L) per stage
+             (6, 3, 1, 192, 320, 1))
 
 
 @dataclass(frozen=True)
 class EfficientNetConfig:
-    width_mult: float = 1.0  # w: a layer of c channels gets make_divisible(w * c, 8)
-    depth_mult: float = 1.0  # d: a stage of L layers gets ceil(d * L)
-    resolution: int = 224  # input side the network is scaled for (224 r); any side >= 32 runs
-    dropout: float = 0.2  # dropout before the linear classifier
-    stochastic_depth: float = 0.2  # block i of N drops its residual branch with probability stochastic_depth * i / N
-    stages: tuple[tuple[int, int, int, int, int, int], ...] = B0_STAGES  # rows (t, k, s, C_in, C_out, L) of table 1
-    head_channels: int = 1280  # channels of the final 1x1 convolution (scaled by w)
-    in_channels: int = 3  # colour channels of the input image
-    num_classes: int = 1000  # outputs of the final linear layer (ImageNet)
+    """Hyperparameters of EfficientNet (defaults: EfficientNet-B0).
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    width_mult: float = 1.0  #: w: a layer of c channels gets make_divisible(w * c, 8)
+    depth_mult: float = 1.0  #: d: a stage of L layers gets ceil(d * L)
+    resolution: int = 224  #: input side the network is scaled for (224 r); any side >= 32 runs
+    dropout: float = 0.2  #: dropout before the linear classifier
+    stochastic_depth: float = 0.2  #: block i of N drops its residual branch with probability stochastic_depth * i / N
+    stages: tuple[tuple[int, int, int, int, int, int], ...] = B0_STAGES  #: rows (t, k, s, C_in, C_out, L) of table 1
+    head_channels: int = 1280  #: channels of the final 1x1 convolution (scaled by w)
+    in_channels: int = 3  #: colour channels of the input image
+    num_classes: int = 1000  #: outputs of the final linear layer (ImageNet)
 
     def __post_init__(self):
         check_positive("width multiplier w", self.width_mult)

@@ -48,7 +48,7 @@ from visarch.models.registry import register
 
 __all__ = ["AuxiliaryHead", "GoogLeNet", "GoogLeNetConfig", "INCEPTION_MODULES", "Inception", "googlenet_loss"]
 
-# The paper's table 1: module -> (input channels C, n_1, r_3, n_3, r_5, n_5, n_p)
+#: The paper's table 1: module -> (input channels C, n_1, r_3, n_3, r_5, n_5, n_p)
 INCEPTION_MODULES: dict[str, tuple[int, int, int, int, int, int, int]] = {
     "3a": (192, 64, 96, 128, 16, 32, 32),
     "3b": (256, 128, 128, 192, 32, 96, 64),
@@ -66,13 +66,18 @@ TOTAL_STRIDE = 32  # conv 7x7/2 and four max pools with stride 2
 
 @dataclass(frozen=True)
 class GoogLeNetConfig:
-    in_channels: int = 3  # RGB
-    num_classes: int = 1000  # ImageNet classes
-    aux_logits: bool = False  # add the two auxiliary heads on 4a and 4d (used in training only)
-    kernel_5x5: int = 3  # filter of the "5x5" branch: 3 reproduces torchvision's count and weights, 5 the paper
-    dropout: float = 0.2  # before the final linear layer (torchvision; the paper's table 1 has 40 %)
-    aux_dropout: float = 0.7  # in each auxiliary head (the paper: "70 % ratio of dropped outputs")
-    eps: float = 1e-3  # batch-norm epsilon of the ported weights
+    """Hyperparameters of GoogLeNet (Inception v1).
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    in_channels: int = 3  #: RGB
+    num_classes: int = 1000  #: ImageNet classes
+    aux_logits: bool = False  #: add the two auxiliary heads on 4a and 4d (used in training only)
+    kernel_5x5: int = 3  #: filter of the "5x5" branch: 3 reproduces torchvision's count and weights, 5 the paper
+    dropout: float = 0.2  #: before the final linear layer (torchvision; the paper's table 1 has 40 %)
+    aux_dropout: float = 0.7  #: in each auxiliary head (the paper: "70 % ratio of dropped outputs")
+    eps: float = 1e-3  #: batch-norm epsilon of the ported weights
 
     def __post_init__(self):
         for name in ("in_channels", "num_classes"):

@@ -16,7 +16,7 @@ channel :math:`c`
 k x k kernel in the centre of a K x K one of zeros.  Both branches pad their input so that the
 output stays aligned (:math:`(K-1)/2` and :math:`(k-1)/2`); the centres line up only when K and k
 are both odd.  After training, the two branches become one K x K convolution with a bias
-(:meth:`ReparamLargeKernelConv.merged`): the small kernel helps optimisation and costs nothing at
+(the method ``merged()``): the small kernel helps optimisation and costs nothing at
 inference.
 
 **Decomposition (SLaK).**  A K x K kernel has :math:`K^2` weights per channel.  SLaK replaces it by a

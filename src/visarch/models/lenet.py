@@ -41,10 +41,15 @@ IMAGE_SIZE = 32  # the only size for which C5's 5x5 filters see exactly the 5x5 
 
 @dataclass(frozen=True)
 class LeNet5Config:
-    in_channels: int = 1  # grey images, as the digits the paper reads
-    num_classes: int = 10  # the ten digits
-    channels: tuple[int, int, int] = (6, 16, 120)  # maps of C1, C3 and C5
-    hidden: int = 84  # units of F6 (the paper's 7 x 12 bitmaps of the target characters)
+    """Hyperparameters of LeNet-5.
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    in_channels: int = 1  #: grey images, as the digits the paper reads
+    num_classes: int = 10  #: the ten digits
+    channels: tuple[int, int, int] = (6, 16, 120)  #: maps of C1, C3 and C5
+    hidden: int = 84  #: units of F6 (the paper's 7 x 12 bitmaps of the target characters)
 
     def __post_init__(self):
         for name in ("in_channels", "num_classes", "hidden"):

@@ -73,19 +73,26 @@ __all__ = ["DepthwiseSeparable", "InvertedResidual", "MobileNetV1", "MobileNetV1
 
 TOTAL_STRIDE = 32  # five stride-2 layers in both networks
 
+#: (C', stride) of each depthwise-separable block of MobileNet v1
 V1_BODY = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-           (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))  # (C', stride) of each block
+           (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
 
+#: table 2 of the MobileNet v2 paper: (expansion t, channels c, repeats n, stride s) per stage
 V2_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-              (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))  # table 2 of the paper: (t, c, n, s)
+              (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 
 @dataclass(frozen=True)
 class MobileNetV1Config:
-    alpha: float = 1.0  # width multiplier: a layer with c channels gets max(int(alpha * c), min_channels)
-    min_channels: int = 8  # floor on thinned layers (as in the authors' TensorFlow release)
-    in_channels: int = 3  # colour channels of the input image
-    num_classes: int = 1000  # outputs of the final linear layer (ImageNet)
+    """Hyperparameters of MobileNet v1.
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    alpha: float = 1.0  #: width multiplier: a layer with c channels gets max(int(alpha * c), min_channels)
+    min_channels: int = 8  #: floor on thinned layers (as in the authors' TensorFlow release)
+    in_channels: int = 3  #: colour channels of the input image
+    num_classes: int = 1000  #: outputs of the final linear layer (ImageNet)
 
     def __post_init__(self):
         check_positive("width multiplier alpha", self.alpha)
@@ -132,14 +139,19 @@ class MobileNetV1(nn.Module):
 
 @dataclass(frozen=True)
 class MobileNetV2Config:
-    width_mult: float = 1.0  # width multiplier: c channels become make_divisible(c * width_mult, round_to)
-    setting: tuple[tuple[int, int, int, int], ...] = V2_SETTING  # rows (t, c, n, s) of the paper's table 2
-    stem_channels: int = 32  # output channels of the first (standard, stride-2) convolution
-    last_channels: int = 1280  # channels of the final 1x1 convolution, scaled only when width_mult > 1
-    round_to: int = 8  # channel counts are multiples of this
-    dropout: float = 0.2  # dropout before the linear classifier
-    in_channels: int = 3  # colour channels of the input image
-    num_classes: int = 1000  # outputs of the final linear layer (ImageNet)
+    """Hyperparameters of MobileNet v2.
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    width_mult: float = 1.0  #: width multiplier: c channels become make_divisible(c * width_mult, round_to)
+    setting: tuple[tuple[int, int, int, int], ...] = V2_SETTING  #: rows (t, c, n, s) of the paper's table 2
+    stem_channels: int = 32  #: output channels of the first (standard, stride-2) convolution
+    last_channels: int = 1280  #: channels of the final 1x1 convolution, scaled only when width_mult > 1
+    round_to: int = 8  #: channel counts are multiples of this
+    dropout: float = 0.2  #: dropout before the linear classifier
+    in_channels: int = 3  #: colour channels of the input image
+    num_classes: int = 1000  #: outputs of the final linear layer (ImageNet)
 
     def __post_init__(self):
         check_positive("width multiplier", self.width_mult)

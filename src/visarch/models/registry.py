@@ -9,6 +9,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+__all__ = ["create", "create_on_meta", "get_config", "list_models", "register"]
+
 _MODELS: dict[str, tuple[type, Callable[..., nn.Module], dict]] = {}
 
 

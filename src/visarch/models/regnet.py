@@ -125,16 +125,21 @@ def adjust_widths_to_groups(widths, bottleneck_ratios, group_widths, rounding: s
 
 @dataclass(frozen=True)
 class AnyNetConfig:
-    widths: tuple[int, ...] = (32, 64, 160, 400)  # w_i: output channels of every block of stage i (RegNetX-400MF)
-    depths: tuple[int, ...] = (1, 2, 7, 12)  # d_i: blocks in stage i
-    group_widths: tuple[int, ...] = (16, 16, 16, 16)  # g_i: channels per group of the 3x3 convolution
-    bottleneck_ratios: tuple[float, ...] = (1, 1, 1, 1)  # b_i: the bottleneck width is w_b = w_i / b_i
-    strides: tuple[int, ...] = (2, 2, 2, 2)  # stride of the first block of stage i
-    se_ratio: float = 0.0  # 0: X blocks; > 0: Y blocks, round(se_ratio * w_in) squeeze channels (RegNetY: 0.25)
-    stem_width: int = 32  # channels of the stem's 3x3 convolution
-    stem_stride: int = 2  # stride of the stem (2 for ImageNet; 1 keeps small images whole)
-    in_channels: int = 3  # colour channels of the input image
-    num_classes: int = 1000  # ImageNet
+    """Hyperparameters of an AnyNet, stage by stage (defaults: RegNetX-400MF).
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    widths: tuple[int, ...] = (32, 64, 160, 400)  #: w_i: output channels of every block of stage i (RegNetX-400MF)
+    depths: tuple[int, ...] = (1, 2, 7, 12)  #: d_i: blocks in stage i
+    group_widths: tuple[int, ...] = (16, 16, 16, 16)  #: g_i: channels per group of the 3x3 convolution
+    bottleneck_ratios: tuple[float, ...] = (1, 1, 1, 1)  #: b_i: the bottleneck width is w_b = w_i / b_i
+    strides: tuple[int, ...] = (2, 2, 2, 2)  #: stride of the first block of stage i
+    se_ratio: float = 0.0  #: 0: X blocks; > 0: Y blocks, round(se_ratio * w_in) squeeze channels (RegNetY: 0.25)
+    stem_width: int = 32  #: channels of the stem's 3x3 convolution
+    stem_stride: int = 2  #: stride of the stem (2 for ImageNet; 1 keeps small images whole)
+    in_channels: int = 3  #: colour channels of the input image
+    num_classes: int = 1000  #: ImageNet
 
     def __post_init__(self):
         stages = len(self.depths)
@@ -168,20 +173,25 @@ class AnyNetConfig:
 
 @dataclass(frozen=True)
 class RegNetConfig:
-    depth: int = 22  # d: blocks in all (RegNetX-400MF)
-    w_0: int = 24  # initial width, a multiple of q
-    w_a: float = 24.48  # slope of the line u_j = w_0 + w_a j
-    w_m: float = 2.54  # ratio between the widths of consecutive stages (before quantisation)
-    group_width: int = 16  # g, shared by all stages
-    bottleneck_ratio: float = 1.0  # b, shared by all stages (1 in the published RegNets)
-    se_ratio: float = 0.0  # 0: RegNetX; 0.25: RegNetY (squeeze-and-excitation in every block)
-    q: int = 8  # widths are multiples of q
-    group_rounding: str = "make_divisible"  # rounding of w_b to a multiple of g: "make_divisible" or "half_even"
-    stem_width: int = 32  # channels of the stem's 3x3 convolution
-    stem_stride: int = 2  # stride of the stem
-    stage_stride: int = 2  # stride of the first block of every stage
-    in_channels: int = 3  # colour channels of the input image
-    num_classes: int = 1000  # ImageNet
+    """Hyperparameters of a RegNet, whose widths follow the quantized linear rule (defaults: RegNetX-400MF).
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    depth: int = 22  #: d: blocks in all (RegNetX-400MF)
+    w_0: int = 24  #: initial width, a multiple of q
+    w_a: float = 24.48  #: slope of the line u_j = w_0 + w_a j
+    w_m: float = 2.54  #: ratio between the widths of consecutive stages (before quantisation)
+    group_width: int = 16  #: g, shared by all stages
+    bottleneck_ratio: float = 1.0  #: b, shared by all stages (1 in the published RegNets)
+    se_ratio: float = 0.0  #: 0: RegNetX; 0.25: RegNetY (squeeze-and-excitation in every block)
+    q: int = 8  #: widths are multiples of q
+    group_rounding: str = "make_divisible"  #: rounding of w_b to a multiple of g: "make_divisible" or "half_even"
+    stem_width: int = 32  #: channels of the stem's 3x3 convolution
+    stem_stride: int = 2  #: stride of the stem
+    stage_stride: int = 2  #: stride of the first block of every stage
+    in_channels: int = 3  #: colour channels of the input image
+    num_classes: int = 1000  #: ImageNet
 
     def __post_init__(self):
         _check_rule(self.depth, self.w_0, self.w_a, self.w_m, self.q)

@@ -48,16 +48,21 @@ __all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResNetConfig"]
 
 @dataclass(frozen=True)
 class ResNetConfig:
-    blocks: tuple[int, ...] = (3, 4, 6, 3)  # residual blocks per stack (ResNet-50)
-    width: int = 64  # C' of the first stack; each later stack doubles it
-    stem: str = "cifar"  # "cifar": 3x3 conv, stride 1; "imagenet": 7x7 conv stride 2 + 3x3 max pool stride 2
-    in_channels: int = 3  # colour channels of the input image
-    num_classes: int | None = None  # None: return the 2048-dimensional representation, as the notes do
-    expansion: int = 4  # output channels of a block = expansion * C'
-    block: str = "bottleneck"  # "bottleneck": 1x1, 3x3, 1x1; "basic": two 3x3 convolutions (ResNet-18/34)
-    bottleneck_width: int | None = None  # channels of the first stack's 3x3 conv, doubling per stack; None: width
-    groups: int = 1  # G: the 3x3 convolution of a bottleneck is grouped (ResNeXt's cardinality)
-    se_reduction: int | None = None  # r of a squeeze-and-excitation gate in every block (SE-ResNet: 16)
+    """Hyperparameters of a ResNet (defaults: ResNet-50 with the CIFAR stem).
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    blocks: tuple[int, ...] = (3, 4, 6, 3)  #: residual blocks per stack (ResNet-50)
+    width: int = 64  #: C' of the first stack; each later stack doubles it
+    stem: str = "cifar"  #: "cifar": 3x3 conv, stride 1; "imagenet": 7x7 conv stride 2 + 3x3 max pool stride 2
+    in_channels: int = 3  #: colour channels of the input image
+    num_classes: int | None = None  #: None: return the 2048-dimensional representation, as the notes do
+    expansion: int = 4  #: output channels of a block = expansion * C'
+    block: str = "bottleneck"  #: "bottleneck": 1x1, 3x3, 1x1; "basic": two 3x3 convolutions (ResNet-18/34)
+    bottleneck_width: int | None = None  #: channels of the first stack's 3x3 conv, doubling per stack; None: width
+    groups: int = 1  #: G: the 3x3 convolution of a bottleneck is grouped (ResNeXt's cardinality)
+    se_reduction: int | None = None  #: r of a squeeze-and-excitation gate in every block (SE-ResNet: 16)
 
     def __post_init__(self):
         if self.stem not in ("cifar", "imagenet"):

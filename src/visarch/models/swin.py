@@ -49,20 +49,25 @@ from visarch.models.layers import check_image, check_positive, check_positive_in
 from visarch.models.registry import register
 
 __all__ = ["PatchMerging", "Swin", "SwinBlock", "SwinConfig", "WindowAttention", "relative_position_index",
-           "shift_mask", "window_partition", "window_reverse"]
+           "shift_mask", "shift_regions", "window_partition", "window_reverse"]
 
 
 @dataclass(frozen=True)
 class SwinConfig:
-    patch_size: int = 4  # p: the patch embedding cuts p x p pixel patches (stride of stage 1)
-    in_channels: int = 3  # channels of the input image
-    embed_dim: int = 96  # C, the token width of stage 1 (doubled by every merge)
-    depths: tuple[int, ...] = (2, 2, 6, 2)  # blocks per stage (Swin-T)
-    heads: tuple[int, ...] = (3, 6, 12, 24)  # attention heads per stage (32 dimensions each in Swin-T)
-    window_size: int = 7  # M: windows of M x M tokens
-    mlp_ratio: float = 4.0  # hidden width of each block's MLP as a multiple of the token width
-    num_classes: int = 1000  # outputs of the head
-    eps: float = 1e-5  # LayerNorm epsilon
+    """Hyperparameters of the Swin Transformer.
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    patch_size: int = 4  #: p: the patch embedding cuts p x p pixel patches (stride of stage 1)
+    in_channels: int = 3  #: channels of the input image
+    embed_dim: int = 96  #: C, the token width of stage 1 (doubled by every merge)
+    depths: tuple[int, ...] = (2, 2, 6, 2)  #: blocks per stage (Swin-T)
+    heads: tuple[int, ...] = (3, 6, 12, 24)  #: attention heads per stage (32 dimensions each in Swin-T)
+    window_size: int = 7  #: M: windows of M x M tokens
+    mlp_ratio: float = 4.0  #: hidden width of each block's MLP as a multiple of the token width
+    num_classes: int = 1000  #: outputs of the head
+    eps: float = 1e-5  #: LayerNorm epsilon
 
     def __post_init__(self):
         for name in ("patch_size", "in_channels", "embed_dim", "window_size", "num_classes"):

@@ -51,16 +51,18 @@ from visarch.nn.attention import MultiHeadSelfAttention
 __all__ = ["AXES", "LAYOUTS", "SCHEMES", "SpaceTimeAttention", "TimeSformer", "TimeSformerBlock",
            "TimeSformerConfig", "attention_macs", "space_time_mask", "timesformer"]
 
+#: scheme -> the attentions of one block, in order
 SCHEMES = {"joint": ("joint",), "space": ("space",), "divided": ("time", "space"),
            "axial": ("time", "width", "height"),
-           "local_global": ("local", "global")}  # scheme -> the attentions of one block, in order
-# How each grid dimension (F, H/p, W/p) enters one attention: "seq", all of it in the attended sequence;
-# "batch", all of it in the batch (never attended across); "window", its two halves in the batch and the
-# positions inside a half in the sequence; "stride", the parity in the batch and every second token in the
-# sequence.  Folding the batch-side factors into the batch makes each attention one ordinary attention call.
+           "local_global": ("local", "global")}
+#: How each grid dimension (F, H/p, W/p) enters one attention: "seq", all of it in the attended sequence;
+#: "batch", all of it in the batch (never attended across); "window", its two halves in the batch and the
+#: positions inside a half in the sequence; "stride", the parity in the batch and every second token in the
+#: sequence.  Folding the batch-side factors into the batch makes each attention one ordinary attention call.
 LAYOUTS = {"joint": ("seq", "seq", "seq"), "space": ("batch", "seq", "seq"), "time": ("seq", "batch", "batch"),
            "width": ("batch", "batch", "seq"), "height": ("batch", "seq", "batch"),
            "local": ("seq", "window", "window"), "global": ("stride", "stride", "stride")}
+#: the attentions a scheme can name (the keys of LAYOUTS)
 AXES = tuple(LAYOUTS)
 _SPLITS = {"seq": lambda n: ((n, "seq"),), "batch": lambda n: ((n, "batch"),),
            "window": lambda n: ((2, "batch"), (n // 2, "seq")), "stride": lambda n: ((n // 2, "seq"), (2, "batch"))}
@@ -79,16 +81,16 @@ def _check_axis(axis: str, frames: int, grid_h: int, grid_w: int) -> None:
 class TimeSformerConfig:
     """A small TimeSformer; the paper's base model is 8 frames of 224 x 224, p = 16, D = 768, 12 blocks."""
 
-    image_size: int = 32  # H = W, pixels of a frame
-    frames: int = 2  # F, frames per clip
-    patch_size: int = 8  # p, side of a square patch
-    in_channels: int = 3  # C
-    dim: int = 64  # D, token dimension
-    depth: int = 2  # number of blocks
-    heads: int = 4  # attention heads, must divide D
-    mlp_ratio: int = 4  # r, hidden width of the MLP is r D
-    num_classes: int = 10  # K
-    attention: str = "divided"  # one of SCHEMES
+    image_size: int = 32  #: H = W, pixels of a frame
+    frames: int = 2  #: F, frames per clip
+    patch_size: int = 8  #: p, side of a square patch
+    in_channels: int = 3  #: C
+    dim: int = 64  #: D, token dimension
+    depth: int = 2  #: number of blocks
+    heads: int = 4  #: attention heads, must divide D
+    mlp_ratio: int = 4  #: r, hidden width of the MLP is r D
+    num_classes: int = 10  #: K
+    attention: str = "divided"  #: one of SCHEMES
 
     def __post_init__(self):
         for name, value in (("image size H", self.image_size), ("number of frames F", self.frames),

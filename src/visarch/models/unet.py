@@ -5,7 +5,7 @@ smaller; *ascent* alternates residual blocks with stride-2 transposed convolutio
 input size, each residual block taking the channel-wise concatenation of the current image and
 the matching image of the descent (the "horizontal" skip connections).  At the two lowest
 resolutions every residual block is followed by the notes' image self-attention ``Attn``
-(:class:`visarch.nn.MultiHeadSelfAttention2d`, which replaces its input; labml's version adds
+(:class:`visarch.nn.attention.MultiHeadSelfAttention2d`, which replaces its input; labml's version adds
 it back).  A context embedding :math:`u \in \mathbb{R}^d` enters every residual block:
 
 .. math::
@@ -45,15 +45,20 @@ __all__ = ["ResBlockU", "UNet", "UNetConfig"]
 
 @dataclass(frozen=True)
 class UNetConfig:
-    in_channels: int = 3  # channels of the image, and of the output
-    base_channels: int = 64  # C of the first convolution
-    channels: tuple[int, ...] = (64, 128, 256, 1024)  # C' of the residual blocks at each resolution (the notes')
-    attention: tuple[bool, ...] = (False, False, True, True)  # Attn after the blocks of each resolution
-    blocks: int = 2  # residual blocks per resolution in the descent (the ascent has one more)
-    embed_dim: int = 256  # d, the size of the context embedding u
-    groups: int = 32  # groups of every GroupNorm (the notes assume G = 32)
-    heads: int = 1  # K of the attention (labml's default; the notes leave it open)
-    dropout: float = 0.1  # the notes' Drop_0.1 inside each residual block
+    """Hyperparameters of the notes' U-Net.
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    in_channels: int = 3  #: channels of the image, and of the output
+    base_channels: int = 64  #: C of the first convolution
+    channels: tuple[int, ...] = (64, 128, 256, 1024)  #: C' of the residual blocks at each resolution (the notes')
+    attention: tuple[bool, ...] = (False, False, True, True)  #: Attn after the blocks of each resolution
+    blocks: int = 2  #: residual blocks per resolution in the descent (the ascent has one more)
+    embed_dim: int = 256  #: d, the size of the context embedding u
+    groups: int = 32  #: groups of every GroupNorm (the notes assume G = 32)
+    heads: int = 1  #: K of the attention (labml's default; the notes leave it open)
+    dropout: float = 0.1  #: the notes' Drop_0.1 inside each residual block
 
     def __post_init__(self):
         if len(self.channels) != len(self.attention) or not self.channels:

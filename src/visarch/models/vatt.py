@@ -61,21 +61,26 @@ __all__ = ["AudioTokenizer", "Encoder", "VATT", "VATTConfig", "VideoTokenizer", 
 
 @dataclass(frozen=True)
 class VATTConfig:
-    frames: int = 32  # T: frames of a clip (3.2 s at 10 frames per second)
-    image_size: int = 224  # H = W of the frames
-    in_channels: int = 3  # C, RGB
-    video_patch: tuple[int, int, int] = (4, 16, 16)  # t x h x w voxels per video token
-    audio_samples: int = 153_600  # T': samples of the clip's waveform (3.2 s at 48 kHz)
-    audio_patch: int = 128  # t': samples per audio token
-    vocab_size: int = 2**16  # v: words of the vocabulary
-    text_length: int = 16  # L: words per caption, clipped or padded
-    video: tuple[int, int, int, int] = (1024, 12, 16, 4096)  # (width, blocks, heads, MLP) of Medium
-    audio: tuple[int, int, int, int] = (768, 12, 12, 3072)  # Base
-    text: tuple[int, int, int, int] = (512, 6, 8, 2048)  # Small
-    va_dim: int = 512  # d_va: the video-audio space
-    vt_dim: int = 256  # d_vt: the video-text space
-    drop_rate: float = 0.5  # DropToken: share of the video and audio tokens dropped in training
-    temperature: float = 0.07  # tau of the two contrastive losses
+    """Hyperparameters of VATT, the video, audio and text transformer.
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    frames: int = 32  #: T: frames of a clip (3.2 s at 10 frames per second)
+    image_size: int = 224  #: H = W of the frames
+    in_channels: int = 3  #: C, RGB
+    video_patch: tuple[int, int, int] = (4, 16, 16)  #: t x h x w voxels per video token
+    audio_samples: int = 153_600  #: T': samples of the clip's waveform (3.2 s at 48 kHz)
+    audio_patch: int = 128  #: t': samples per audio token
+    vocab_size: int = 2**16  #: v: words of the vocabulary
+    text_length: int = 16  #: L: words per caption, clipped or padded
+    video: tuple[int, int, int, int] = (1024, 12, 16, 4096)  #: (width, blocks, heads, MLP) of Medium
+    audio: tuple[int, int, int, int] = (768, 12, 12, 3072)  #: Base
+    text: tuple[int, int, int, int] = (512, 6, 8, 2048)  #: Small
+    va_dim: int = 512  #: d_va: the video-audio space
+    vt_dim: int = 256  #: d_vt: the video-text space
+    drop_rate: float = 0.5  #: DropToken: share of the video and audio tokens dropped in training
+    temperature: float = 0.07  #: tau of the two contrastive losses
 
     def __post_init__(self):
         for name in ("frames", "image_size", "in_channels", "audio_samples", "audio_patch", "vocab_size",

@@ -35,14 +35,14 @@ from visarch.models.registry import register
 
 __all__ = ["LRN", "VGG", "VGGConfig", "VGG_CONFIGURATIONS"]
 
-LRN = "LRN"  # local response normalisation, in A-LRN only
+LRN = "LRN"  #: local response normalisation, in A-LRN only
 
 
 def _conv3(channels: int, count: int = 1) -> tuple[tuple[int, int], ...]:
     return ((3, channels),) * count
 
 
-# Table 1 of the paper, column by column: per stage, each layer as (filter size, channels) or LRN.
+#: Table 1 of the paper, column by column: per stage, each layer as (filter size, channels) or LRN.
 VGG_CONFIGURATIONS: dict[str, tuple[tuple, ...]] = {
     "A": (_conv3(64), _conv3(128), _conv3(256, 2), _conv3(512, 2), _conv3(512, 2)),
     "A-LRN": ((*_conv3(64), LRN), _conv3(128), _conv3(256, 2), _conv3(512, 2), _conv3(512, 2)),
@@ -57,12 +57,17 @@ TOTAL_STRIDE = 32  # five 2x2 max pools with stride 2
 
 @dataclass(frozen=True)
 class VGGConfig:
-    configuration: str = "D"  # column of the paper's table 1: "A", "A-LRN", "B", "C", "D" or "E"
-    in_channels: int = 3  # RGB
-    num_classes: int = 1000  # ImageNet classes
-    hidden: int = 4096  # units of the two hidden fully connected layers (FC-4096)
-    pooled: int = 7  # side of the map the classifier reads: 7 x 7, what a 224 x 224 image gives
-    dropout: float = 0.5  # dropout ratio of the first two fully connected layers (the paper's section 3.1)
+    """Hyperparameters of VGG (defaults: VGG-16, column D of the paper's table 1).
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    configuration: str = "D"  #: column of the paper's table 1: "A", "A-LRN", "B", "C", "D" or "E"
+    in_channels: int = 3  #: RGB
+    num_classes: int = 1000  #: ImageNet classes
+    hidden: int = 4096  #: units of the two hidden fully connected layers (FC-4096)
+    pooled: int = 7  #: side of the map the classifier reads: 7 x 7, what a 224 x 224 image gives
+    dropout: float = 0.5  #: dropout ratio of the first two fully connected layers (the paper's section 3.1)
 
     def __post_init__(self):
         if self.configuration not in VGG_CONFIGURATIONS:

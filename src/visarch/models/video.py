@@ -286,12 +286,17 @@ class SlowFastStem(nn.Module):
 
 @dataclass(frozen=True)
 class VideoNetConfig:
-    block: str = "c3d"  # "c3d": t x 3 x 3 conv blocks; "r2plus1d": their (2+1)D factorisation
-    widths: tuple[int, ...] = (8, 16, 32)  # N_i, output channels of each block
-    time: int = 3  # t, temporal kernel size; 1 makes every block a per-frame 2D convolution
-    pooled_blocks: int = 2  # the first blocks end in a 1 x 2 x 2 max pool (C3D keeps time early on)
-    in_channels: int = 1  # channels of each frame (grey digits)
-    num_classes: int = 4  # motion directions: right, left, down, up
+    """Hyperparameters of the small video networks (C3D-style 3D convolutions or their (2+1)D factorisation).
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    block: str = "c3d"  #: "c3d": t x 3 x 3 conv blocks; "r2plus1d": their (2+1)D factorisation
+    widths: tuple[int, ...] = (8, 16, 32)  #: N_i, output channels of each block
+    time: int = 3  #: t, temporal kernel size; 1 makes every block a per-frame 2D convolution
+    pooled_blocks: int = 2  #: the first blocks end in a 1 x 2 x 2 max pool (C3D keeps time early on)
+    in_channels: int = 1  #: channels of each frame (grey digits)
+    num_classes: int = 4  #: motion directions: right, left, down, up
 
     def __post_init__(self):
         if self.block not in ("c3d", "r2plus1d"):

@@ -44,17 +44,22 @@ __all__ = ["EncoderBlock", "ViT", "ViTConfig", "resize_position_embedding", "sin
 
 @dataclass(frozen=True)
 class ViTConfig:
-    image_size: int = 32  # H = W of the input image, divisible by patch_size
-    patch_size: int = 4  # p: patches of p x p pixels
-    in_channels: int = 3  # C
-    dim: int = 192  # D, the embedding size
-    depth: int = 6  # L, encoder blocks
-    heads: int = 3  # K; each head has D / K dimensions
-    mlp_dim: int = 768  # hidden size of each block's MLP (4 D, as in the paper)
-    num_classes: int = 10  # outputs of the head on the class token
-    pos_embedding: str = "sinusoidal"  # "sinusoidal" (the notes, no parameters) or "learned" (the paper)
-    embed_norm: bool = True  # the notes' LayerNorm on the embedded sequence before the first block
-    eps: float = 1e-6  # LayerNorm epsilon of the published models
+    """Hyperparameters of the Vision Transformer.
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    image_size: int = 32  #: H = W of the input image, divisible by patch_size
+    patch_size: int = 4  #: p: patches of p x p pixels
+    in_channels: int = 3  #: C
+    dim: int = 192  #: D, the embedding size
+    depth: int = 6  #: L, encoder blocks
+    heads: int = 3  #: K; each head has D / K dimensions
+    mlp_dim: int = 768  #: hidden size of each block's MLP (4 D, as in the paper)
+    num_classes: int = 10  #: outputs of the head on the class token
+    pos_embedding: str = "sinusoidal"  #: "sinusoidal" (the notes, no parameters) or "learned" (the paper)
+    embed_norm: bool = True  #: the notes' LayerNorm on the embedded sequence before the first block
+    eps: float = 1e-6  #: LayerNorm epsilon of the published models
 
     def __post_init__(self):
         for name in ("image_size", "patch_size", "in_channels", "dim", "depth", "heads", "mlp_dim", "num_classes"):

@@ -41,11 +41,16 @@ __all__ = ["PreActBlock", "WideResNet", "WideResNetConfig"]
 
 @dataclass(frozen=True)
 class WideResNetConfig:
-    depth: int = 28  # d: weight layers on the longest path; (d - 4) must be a multiple of 6
-    widen: int = 10  # k: the groups have 16k, 32k and 64k channels
-    num_classes: int = 10  # CIFAR-10
-    in_channels: int = 3  # colour channels of the input image
-    dropout: float = 0.0  # between the two convolutions of a block (the paper's 0.3 for some runs)
+    """Hyperparameters of a Wide ResNet.
+
+    One field per choice; each field's comment says what it sets.
+    """
+
+    depth: int = 28  #: d: weight layers on the longest path; (d - 4) must be a multiple of 6
+    widen: int = 10  #: k: the groups have 16k, 32k and 64k channels
+    num_classes: int = 10  #: CIFAR-10
+    in_channels: int = 3  #: colour channels of the input image
+    dropout: float = 0.0  #: between the two convolutions of a block (the paper's 0.3 for some runs)
 
     def __post_init__(self):
         if not isinstance(self.depth, int) or self.depth < 10 or (self.depth - 4) % 6:

@@ -45,7 +45,7 @@ from visarch.functional._checks import check_int
 
 __all__ = ["MODES", "NonLocalBlock", "nonlocal_macs"]
 
-MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")  # the paper's section 3.2
+MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")  #: the paper's section 3.2
 
 
 def _check_mode(mode):

@@ -15,7 +15,7 @@ from torch import nn
 
 __all__ = ["NORMS", "small_cnn"]
 
-NORMS = ("batch", "group", "none")  # group: groups of 4 channels
+NORMS = ("batch", "group", "none")  #: group: groups of 4 channels
 
 
 def small_cnn(norm: str = "none") -> nn.Sequential:
