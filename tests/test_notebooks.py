@@ -1,5 +1,6 @@
 """Hygiene of the notebooks: listed in the table of contents, stored from one clean run, offline."""
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -73,3 +74,29 @@ def test_every_erratum_is_listed():
                 labels += found
     assert labels, "no erratum found in the notebooks"
     assert sorted(linked) == sorted(labels), "errata appendix and erratum boxes disagree"
+
+
+def _package_sources():
+    """The source of every function, class and method of ``visarch``, as ``inspect.getsource`` gives it."""
+    sources = set()
+    for module in sorted((ROOT / "src" / "visarch").rglob("*.py")):
+        lines = module.read_text().splitlines(keepends=True)
+        for node in ast.walk(ast.parse("".join(lines))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                sources.add("".join(lines[first - 1:node.end_lineno]))
+    return sources
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=str)
+def test_shown_source_is_current(path):
+    """A page shows the package's code with ``show_source``, stored as Markdown that nbval does not
+    compare; this keeps the stored copy equal to the code, so the book never shows a stale one."""
+    current = _package_sources()
+    for i, cell in enumerate(code_cells(ROOT / path), 1):
+        for output in cell["outputs"]:
+            shown = "".join(output.get("data", {}).get("text/markdown", ""))
+            if shown.startswith("```python\n") and "show_source" in "".join(cell["source"]):
+                code = shown.removeprefix("```python\n").removesuffix("```")
+                name = code.lstrip().split("(")[0].split(":")[0]
+                assert code in current, f"cell {i} shows an outdated {name!r}: rerun the notebook"
