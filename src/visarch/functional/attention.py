@@ -153,7 +153,21 @@ def _divide(numerator, normaliser):
 
 
 def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
-    """The matrix ``softmax(scale * Q K^T + M)`` of shape ``[..., L, S]`` (rows of zeros where all keys are masked)."""
+    r"""The attention weights ``softmax(scale * Q K^T + M)``, ``[..., L, S]`` (zero rows where all keys are masked).
+
+    Checked against ``torch.softmax`` of the masked logits in ``tests/test_attention.py``.
+
+    Args:
+        query: ``[..., L, E]``.
+        key: ``[..., S, E]``; its batch axes broadcast against those of ``query``.
+        attn_mask: boolean (True where key j takes part) or additive float mask, broadcastable to
+            ``[..., L, S]``; or ``None``.
+        is_causal: mask out every key j > i (top-left aligned); excludes ``attn_mask``.
+        scale: the factor :math:`\tau`, by default :math:`1/\sqrt{E}`.
+
+    Returns:
+        ``[..., L, S]``, each row summing to one (or zero where every key is masked).
+    """
     _check_attention(query, key, key, attn_mask, is_causal, scale)  # no values: key stands in for them
     p, l = _stable_exp(_scaled(query, scale), key, attn_mask, is_causal)
     return _divide(p, l)
@@ -177,11 +191,24 @@ def _attend(query, key, value, attn_mask, is_causal, query_offset):
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal=False, scale=None):
-    """``softmax(scale * Q K^T + M) V`` with the arguments of torch's function (dropout off).
+    r"""Exact attention ``softmax(scale * Q K^T + M) V``, computed in cache-sized blocks of query rows.
 
-    ``query`` [..., L, E], ``key`` [..., S, E], ``value`` [..., S, E_v] -> [..., L, E_v].
-    The batch axes are flattened into one axis of B entries and the work runs in blocks of
-    entries and query rows (see "Blocks of queries" above).
+    The arguments of :func:`torch.nn.functional.scaled_dot_product_attention` without dropout
+    (``dropout_p`` is 0) and checked against it in ``tests/test_attention.py``.  The batch axes are
+    flattened into one axis of B entries and the work runs in blocks of entries and query rows
+    (see "Blocks of queries" above).
+
+    Args:
+        query: ``[..., L, E]``.
+        key: ``[..., S, E]``.
+        value: ``[..., S, E_v]``; the batch axes of the three broadcast against each other.
+        attn_mask: boolean (True where key j takes part) or additive float mask, broadcastable to
+            ``[..., L, S]``; or ``None``.
+        is_causal: mask out every key j > i (top-left aligned); excludes ``attn_mask``.
+        scale: the factor :math:`\tau`, by default :math:`1/\sqrt{E}`.
+
+    Returns:
+        ``[..., L, E_v]``, zeros in the rows whose keys are all masked.
     """
     batch, length, source = _check_attention(query, key, value, attn_mask, is_causal, scale)
     e, e_v = query.shape[-1], value.shape[-1]
@@ -205,9 +232,24 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal=Fa
 
 
 def chunked_attention(query, key, value, *, chunk_size=256, attn_mask=None, is_causal=False, scale=None):
-    """Memory-efficient attention: the same result, keys visited ``chunk_size`` at a time (online softmax).
+    r"""Memory-efficient attention: the same result, keys visited ``chunk_size`` at a time (online softmax).
 
-    Peak extra memory is ``O(L * chunk_size)`` per batch entry instead of ``O(L * S)``.
+    Peak extra memory is ``O(L * chunk_size)`` per batch entry instead of ``O(L * S)``.  Checked
+    against :func:`torch.nn.functional.scaled_dot_product_attention` and
+    :func:`~visarch.functional.attention.scaled_dot_product_attention` in ``tests/test_attention.py``.
+
+    Args:
+        query: ``[..., L, E]``.
+        key: ``[..., S, E]``.
+        value: ``[..., S, E_v]``; the batch axes of the three broadcast against each other.
+        chunk_size: the number of keys per block, at least 1.
+        attn_mask: boolean (True where key j takes part) or additive float mask, broadcastable to
+            ``[..., L, S]``; or ``None``.
+        is_causal: mask out every key j > i (top-left aligned); excludes ``attn_mask``.
+        scale: the factor :math:`\tau`, by default :math:`1/\sqrt{E}`.
+
+    Returns:
+        ``[..., L, E_v]``, as :func:`~visarch.functional.attention.scaled_dot_product_attention`.
     """
     batch, length, source = _check_attention(query, key, value, attn_mask, is_causal, scale)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):

@@ -50,7 +50,16 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
 
     .. math:: Z' = \left\lfloor \frac{Z + 2P - F}{S} \right\rfloor + 1
 
-    ``size`` is Z (H or W), ``kernel_size`` is F, ``stride`` is S, ``padding`` is P.
+    Checked against the output sizes of ``torch.nn.functional.conv2d`` in ``tests/test_conv.py``.
+
+    Args:
+        size: the input length Z (H or W).
+        kernel_size: the filter size F, at most Z + 2P.
+        stride: the stride S.
+        padding: the P zeros added at each end.
+
+    Returns:
+        The output length Z' (H' or W').
     """
     for name, value, low in (("size Z", size, 1), ("kernel_size F", kernel_size, 1),
                              ("stride S", stride, 1), ("padding P", padding, 0)):
@@ -112,6 +121,10 @@ def conv2d_loop(input, weight, bias=None, *, stride=1, padding=0, groups=1):
     padded image in steps of S, row by row, and appends one dot product plus
     bias per position.  Window starts are 0, S, 2S, ... (0-based), and a row
     or column whose window would run past the padded edge is skipped.
+
+    Arguments and result as :func:`~visarch.functional.conv.conv2d`: ``input``
+    ``[N, C, H, W]`` (or ``[C, H, W]``), ``weight`` ``[C', C/G, F_h, F_w]``,
+    ``bias`` ``[C']``; returns ``[N, C', H', W']`` (or ``[C', H', W']``).
     """
     x, unbatched, (sh, sw), (ph, pw), groups = _check_conv(input, weight, bias, stride, padding, groups, dims=2)
     c_out, c_per_group, fh, fw = weight.shape
@@ -155,6 +168,19 @@ def conv_nd(input, weight, bias=None, *, dims, stride=1, padding=0, groups=1):
     image itself and nothing is copied.  When each image has only a few output
     pixels, the columns of all images form one matrix instead, so one product
     covers the batch.  No Python loop runs over pixels, channels or the batch.
+
+    Args:
+        input: ``[N, C, *spatial]`` with ``dims`` spatial axes, or ``[C, *spatial]`` without the batch axis.
+        weight: filter bank ``[C', C/G, *F]``, one filter size per spatial axis.
+        bias: ``[C']``, or ``None``.
+        dims: the number of spatial axes, 1, 2 or 3.
+        stride: S, an int or one int per spatial axis.
+        padding: P zeros on both sides, an int or one int per spatial axis.
+        groups: G, which must divide C and C'.
+
+    Returns:
+        ``[N, C', *spatial']`` (``[C', *spatial']`` without the batch axis), each output size given by
+        :func:`~visarch.functional.conv.conv_output_size`.
     """
     if dims not in AXES:
         raise ValueError(f"dims (number of spatial axes) must be 1, 2 or 3, got {dims!r}")
@@ -185,17 +211,65 @@ def conv_nd(input, weight, bias=None, *, dims, stride=1, padding=0, groups=1):
 
 
 def conv1d(input, weight, bias=None, *, stride=1, padding=0, groups=1):
-    """1D convolution of a batch of sequences ``[N, C, L]`` with filters ``[C', C/G, F]``."""
+    """1D convolution of a batch of sequences ``[N, C, L]`` with filters ``[C', C/G, F]``.
+
+    The arguments of ``torch.nn.functional.conv1d`` without ``dilation``, and checked against it in
+    ``tests/test_conv.py``.
+
+    Args:
+        input: sequences ``[N, C, L]``, or one sequence ``[C, L]``.
+        weight: filter bank ``[C', C/G, F]``.
+        bias: ``[C']``, or ``None``.
+        stride: S, an int or a 1-tuple.
+        padding: P zeros at both ends, an int or a 1-tuple.
+        groups: G, which must divide C and C'.
+
+    Returns:
+        ``[N, C', L']`` (``[C', L']`` for one sequence), L' as in
+        :func:`~visarch.functional.conv.conv_output_size`.
+    """
     return conv_nd(input, weight, bias, dims=1, stride=stride, padding=padding, groups=groups)
 
 
 def conv2d(input, weight, bias=None, *, stride=1, padding=0, groups=1):
-    """2D convolution of a batch of images ``[N, C, H, W]`` with filters ``[C', C/G, F_h, F_w]``."""
+    """2D convolution of a batch of images ``[N, C, H, W]`` with filters ``[C', C/G, F_h, F_w]``.
+
+    The arguments of ``torch.nn.functional.conv2d`` without ``dilation``, and checked against it in
+    ``tests/test_conv.py``.
+
+    Args:
+        input: images ``[N, C, H, W]``, or one image ``[C, H, W]``.
+        weight: filter bank ``[C', C/G, F_h, F_w]``.
+        bias: ``[C']``, or ``None``.
+        stride: S, an int or a pair ``(S_h, S_w)``.
+        padding: P zeros on every edge, an int or a pair ``(P_h, P_w)``.
+        groups: G, which must divide C and C'.
+
+    Returns:
+        ``[N, C', H', W']`` (``[C', H', W']`` for one image), H' and W' as in
+        :func:`~visarch.functional.conv.conv_output_size`.
+    """
     return conv_nd(input, weight, bias, dims=2, stride=stride, padding=padding, groups=groups)
 
 
 def conv3d(input, weight, bias=None, *, stride=1, padding=0, groups=1):
-    """3D convolution of a batch of volumes or clips ``[N, C, D, H, W]`` with filters ``[C', C/G, F_d, F_h, F_w]``."""
+    """3D convolution of a batch of volumes or clips ``[N, C, D, H, W]`` with filters ``[C', C/G, F_d, F_h, F_w]``.
+
+    The arguments of ``torch.nn.functional.conv3d`` without ``dilation``, and checked against it in
+    ``tests/test_conv.py``.
+
+    Args:
+        input: volumes ``[N, C, D, H, W]``, or one volume ``[C, D, H, W]``.
+        weight: filter bank ``[C', C/G, F_d, F_h, F_w]``.
+        bias: ``[C']``, or ``None``.
+        stride: S, an int or a triple ``(S_d, S_h, S_w)``.
+        padding: P zeros on every face, an int or a triple ``(P_d, P_h, P_w)``.
+        groups: G, which must divide C and C'.
+
+    Returns:
+        ``[N, C', D', H', W']`` (``[C', D', H', W']`` for one volume), each size as in
+        :func:`~visarch.functional.conv.conv_output_size`.
+    """
     return conv_nd(input, weight, bias, dims=3, stride=stride, padding=padding, groups=groups)
 
 
@@ -207,7 +281,18 @@ def conv_matrix(weight, input_size, *, stride=1, padding=0, groups=1):
     order of ``Tensor.reshape``.  Entry ``V[(o, i, j), (c, r, s)]`` holds the
     filter weight that multiplies input pixel ``(c, r, s)`` when output pixel
     ``(o, i, j)`` is computed, and is zero when that pixel is outside the
-    window or in the zero padding.  The bias is not part of V.
+    window or in the zero padding.  The bias is not part of V.  Checked against
+    ``torch.nn.functional.conv2d`` and torch's Jacobian of it in ``tests/test_conv.py``.
+
+    Args:
+        weight: filter bank ``[C', C/G, F_h, F_w]``.
+        input_size: ``(C, H, W)``, the shape of one input image.
+        stride: S, an int or a pair, as for :func:`~visarch.functional.conv.conv2d`.
+        padding: P, an int or a pair, as for :func:`~visarch.functional.conv.conv2d`.
+        groups: G, which must divide C and C'.
+
+    Returns:
+        V, ``[C' H' W', C H W]``, with the dtype and device of ``weight``.
     """
     check_floating(weight=weight)
     if len(input_size) != 3:

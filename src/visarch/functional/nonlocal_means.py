@@ -72,13 +72,16 @@ STRIP_PIXELS = 2**17
 
 @dataclass(frozen=True)
 class NLMeansConfig:
-    """The parameters of non-local means; ``__post_init__`` checks them."""
+    """The parameters of non-local means, the keyword arguments of :func:`~visarch.functional.nonlocal_means.nl_means`.
 
-    patch_size: int = 7  #: s: side of the square patch compared around each pixel (odd, so it has a centre)
-    patch_distance: int = 11  #: d: the search window holds the (2d+1)^2 pixels within d of the pixel along each axis
-    h: float = 0.1  #: filtering parameter: a patch distance of h^2 above 2 sigma^2 divides a weight by e
+    ``__post_init__`` checks them and raises ``TypeError`` or ``ValueError`` naming the violated condition.
+    """
+
+    patch_size: int = 7  #: s, the side of the square patch compared around each pixel (odd, so it has a centre)
+    patch_distance: int = 11  #: d; the search window holds the (2d+1)^2 pixels within d of the pixel along each axis
+    h: float = 0.1  #: the filtering parameter; a patch distance of h^2 above 2 sigma^2 divides a weight by e
     sigma: float = 0.0  #: noise standard deviation; 2 sigma^2 is subtracted from every patch distance
-    fast_mode: bool = True  #: uniform patch kernel with box filters (Darbon et al.); False: Gaussian kernel
+    fast_mode: bool = True  #: uniform patch kernel with box filters (Darbon et al.), or else the Gaussian kernel
     skimage_compatible: bool = False  #: reproduce scikit-image 0.26's fast mode to rounding (see the module)
 
     def __post_init__(self):
@@ -102,8 +105,17 @@ class NLMeansConfig:
             raise ValueError("skimage_compatible reproduces scikit-image's fast mode only (fast_mode=True)")
 
     def kernel_1d(self, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
-        """``[s]``: the patch kernel is ``k = g g^T`` (separable), and ``g`` sums to one (except in the
-        scikit-image fast mode, whose first entry is 0 and the others 1/s)."""
+        """The factor ``g`` ``[s]`` of the separable patch kernel ``k = g g^T``.
+
+        ``g`` sums to one, except in the scikit-image fast mode, whose first entry is 0 and the others 1/s.
+
+        Args:
+            dtype: the dtype of the result.
+            device: its device (default: the CPU).
+
+        Returns:
+            ``[s]``.
+        """
         s = self.patch_size
         if self.skimage_compatible:
             return torch.cat([torch.zeros(1, dtype=dtype, device=device),
@@ -116,16 +128,30 @@ class NLMeansConfig:
 
 
 def schraudolph_exp(y: torch.Tensor) -> torch.Tensor:
-    """Scikit-image's ``fast_exp``: exp(y) to about 4 % (Schraudolph, 1999), float64, for y in [-700, 0]."""
+    """Scikit-image's ``fast_exp``: exp(y) to about 4 % (Schraudolph, 1999), float64, for y in [-700, 0].
+
+    Args:
+        y: float64 exponents, any shape.
+
+    Returns:
+        float64 of the shape of ``y``, bit for bit scikit-image's values.
+    """
     high = torch.trunc(y * _EXP_A).to(torch.int64) + _EXP_BC  # C's (int) cast truncates toward zero
     return torch.bitwise_left_shift(high, 32).view(torch.float64)
 
 
 def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """``[..., H, W] -> [..., H + 2 pad, W + 2 pad]``, mirrored about the edge pixels (numpy's ``"reflect"``).
+    """Mirror padding about the edge pixels, without repeating them (numpy's ``"reflect"``).
 
     Unlike ``torch.nn.functional.pad`` this accepts ``pad >= H``: the reflections repeat, the index
     running back and forth with period 2(H - 1).
+
+    Args:
+        x: ``[..., H, W]``.
+        pad: the number of pixels added on every edge.
+
+    Returns:
+        ``[..., H + 2 pad, W + 2 pad]``.
     """
     for dim in (-2, -1):
         n = x.shape[dim]
@@ -191,6 +217,20 @@ def nl_means(image: torch.Tensor, *, patch_size: int = 7, patch_distance: int = 
 
     The loop runs over the offsets t of the search window, half of them (one weight image serves t and
     -t), each one a few operations on a whole strip of rows; the channels share one weight per pixel pair.
+    Checked against :func:`~visarch.functional.nonlocal_means.nl_means_loop` and scikit-image's
+    ``denoise_nl_means`` in ``tests/test_nonlocal_means.py``.
+
+    Args:
+        image: ``[H, W]``, ``[C, H, W]`` or ``[B, C, H, W]``, floating point.
+        patch_size: s, the odd side of the compared patches.
+        patch_distance: d; the search window is ``(2d+1) x (2d+1)`` pixels, with 2d+1 at least s.
+        h: the filtering parameter, > 0.
+        sigma: the noise standard deviation, >= 0.
+        fast_mode: the uniform kernel with box filters (True) or the Gaussian kernel (False).
+        skimage_compatible: reproduce scikit-image's fast mode (see the module docstring).
+
+    Returns:
+        The denoised image, of the shape and dtype of ``image``.
     """
     cfg = NLMeansConfig(patch_size, patch_distance, h, sigma, fast_mode, skimage_compatible)
     x = _as_batch(image)
@@ -248,7 +288,8 @@ def nl_means_loop(image: torch.Tensor, *, patch_size: int = 7, patch_distance: i
                   sigma: float = 0.0, fast_mode: bool = True, skimage_compatible: bool = False) -> torch.Tensor:
     """The definition pixel by pixel and neighbour by neighbour: a reference for tiny images only.
 
-    Same arguments and result as :func:`nl_means`; costs O(N (2d+1)^2 s^2) Python-level work.
+    Same arguments and result as :func:`~visarch.functional.nonlocal_means.nl_means`; costs
+    O(N (2d+1)^2 s^2) Python-level work.
     """
     cfg = NLMeansConfig(patch_size, patch_distance, h, sigma, fast_mode, skimage_compatible)
     x = _as_batch(image)
@@ -282,9 +323,19 @@ def nl_means_loop(image: torch.Tensor, *, patch_size: int = 7, patch_distance: i
 def nl_means_weights(image: torch.Tensor, pixel: tuple[int, int], *, patch_size: int = 7, patch_distance: int = 11,
                      h: float = 0.1, sigma: float = 0.0, fast_mode: bool = True,
                      skimage_compatible: bool = False) -> torch.Tensor:
-    """``[2d+1, 2d+1]``: the normalised weights w(x_1, x_1 + t) of the pixel ``x_1 = (row, col)`` of ``image``
-    (``[H, W]`` or ``[C, H, W]``) over its search window, centre at ``[d, d]``; they sum to one and
-    ``(weights * window).sum()`` is :func:`nl_means` at that pixel."""
+    """The normalised weights w(x_1, x_1 + t) of one pixel over its search window.
+
+    They sum to one, and ``(weights * window).sum()`` is
+    :func:`~visarch.functional.nonlocal_means.nl_means` at that pixel, whose keyword arguments
+    this function takes too.
+
+    Args:
+        image: one image, ``[H, W]`` or ``[C, H, W]``.
+        pixel: ``x_1 = (row, col)``.
+
+    Returns:
+        ``[2d+1, 2d+1]`` in the dtype of ``image``, the pixel itself (t = 0) at ``[d, d]``.
+    """
     cfg = NLMeansConfig(patch_size, patch_distance, h, sigma, fast_mode, skimage_compatible)
     if image.dim() == 4:
         raise ValueError(f"nl_means_weights takes one image, [H, W] or [C, H, W], got shape {tuple(image.shape)}")

@@ -154,6 +154,19 @@ class NormalizeFunction(torch.autograd.Function):
     :math:`\partial L/\partial\gamma = \sum g \hat x` and :math:`\partial L/\partial\beta = \sum g`
     over the axes along which the parameter is broadcast.  The backward is made of ordinary
     differentiable operations, so double backward works too.
+
+    Called as ``NormalizeFunction.apply(input, dims, weight, bias, eps)``.
+
+    Args:
+        input: the tensor to normalise, any shape.
+        dims: tuple of non-negative axes of ``input``; each index of the other axes gets its own statistics.
+        weight: :math:`\gamma`, broadcastable to ``input`` without enlarging it, or ``None``.
+        bias: :math:`\beta`, likewise, or ``None``.
+        eps: :math:`\epsilon`, added to the variance.
+
+    Returns:
+        ``(y, mean, var)``, with ``y`` of the shape of ``input``, and ``mean`` and ``var`` of that shape
+        with size 1 along ``dims``.
     """
 
     @staticmethod
@@ -243,10 +256,20 @@ def _normalize(input, dims, weight, bias, eps):
 
 
 def normalize(input, dims, weight=None, bias=None, eps=EPS):
-    """The template: zero mean and unit variance over the axes ``dims``, then ``weight * x + bias``.
+    r"""The template: zero mean and unit variance over the axes ``dims``, then ``weight * x + bias``.
 
-    ``dims`` is a tuple of axes of ``input``; every index of the other axes gets its own mean
-    and variance.  ``weight`` and ``bias`` (optional) broadcast against ``input``.
+    Every index of the other axes gets its own mean and variance.  Checked against
+    ``torch.nn.functional.layer_norm`` over the same axes moved to the end in ``tests/test_normalization.py``.
+
+    Args:
+        input: any shape, for instance ``[N, C, H, W]``.
+        dims: an axis or a tuple of axes of ``input`` (negative ones count from the end).
+        weight: :math:`\gamma`, broadcast against ``input``, or ``None``.
+        bias: :math:`\beta`, broadcast against ``input``, or ``None``.
+        eps: :math:`\epsilon`, added to the variance.
+
+    Returns:
+        The shape of ``input`` (or the broadcast shape, where ``weight`` or ``bias`` enlarge it).
     """
     check_floating(input=input, weight=weight, bias=bias)
     _check_eps(eps)
@@ -277,11 +300,21 @@ SELECT = {
 
 
 def normalize_loop(input, select, *, num_groups=1, weight=None, bias=None, eps=EPS):
-    """The notes' template literally: one mean and one variance per entry, over ``select`` (small inputs only).
+    r"""The notes' template literally: one mean and one variance per entry, over ``select`` (small inputs only).
 
-    ``input`` is ``[N, C, H, W]``; ``select`` is ``"batch"``, ``"layer"``, ``"instance"`` or
-    ``"group"`` (with ``num_groups`` groups of consecutive channels); ``weight`` and ``bias``
-    are per channel, ``[C]``, as in the notes.
+    Checked against torch's four layers in ``tests/test_normalization.py``.
+
+    Args:
+        input: ``[N, C, H, W]``.
+        select: ``"batch"``, ``"layer"``, ``"instance"`` or ``"group"``, the set of entries each
+            statistic is taken over.
+        num_groups: G, the number of groups of consecutive channels (``select="group"``); it must divide C.
+        weight: :math:`\gamma`, per channel ``[C]`` as in the notes, or ``None``.
+        bias: :math:`\beta`, per channel ``[C]``, or ``None``.
+        eps: :math:`\epsilon`, added to the variance.
+
+    Returns:
+        ``[N, C, H, W]``.
     """
     check_floating(input=input, weight=weight, bias=bias)
     _check_eps(eps)
@@ -316,12 +349,25 @@ def _update_running(running_mean, running_var, mean, var, count, momentum):
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
                eps=EPS):
-    """Batch normalization with the arguments of ``torch.nn.functional.batch_norm``.
+    r"""Batch normalization with the arguments of ``torch.nn.functional.batch_norm``.
 
-    ``input`` is ``[N, C, *spatial]`` (``[N, C]`` for vectors).  In training mode (or without
-    running statistics) it normalises each channel over the batch and the spatial axes and,
-    given ``running_mean``/``running_var`` (``[C]``), updates them in place; in evaluation
-    mode it normalises with them.
+    In training mode (or without running statistics) it normalises each channel over the batch
+    and the spatial axes and, given ``running_mean`` and ``running_var``, updates them in place;
+    in evaluation mode it normalises with them.  Checked against
+    ``torch.nn.functional.batch_norm`` in ``tests/test_normalization.py``.
+
+    Args:
+        input: ``[N, C, *spatial]`` (``[N, C]`` for vectors).
+        running_mean: ``[C]``, or ``None`` (together with ``running_var``).
+        running_var: ``[C]``, or ``None``.
+        weight: :math:`\gamma`, ``[C]``, or ``None``.
+        bias: :math:`\beta`, ``[C]``, or ``None``.
+        training: normalise with the batch's statistics (and update the running ones).
+        momentum: m of the running averages, in [0, 1].
+        eps: :math:`\epsilon`, added to the variance.
+
+    Returns:
+        The shape of ``input``.
     """
     _check_rank(input, 2, "[N, C, *spatial]")
     check_floating(input=input, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
@@ -346,11 +392,21 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=EPS):
-    """Layer normalization with the arguments of ``torch.nn.functional.layer_norm``.
+    r"""Layer normalization with the arguments of ``torch.nn.functional.layer_norm``.
 
-    Normalises over the last ``len(normalized_shape)`` axes, which must have that shape
-    (``(C, H, W)`` for the notes' layer norm of an image); ``weight`` and ``bias`` have
-    ``normalized_shape`` too, one parameter per entry as in torch.
+    Normalises over the last ``len(normalized_shape)`` axes, with one affine parameter per entry
+    as in torch.  Checked against ``torch.nn.functional.layer_norm`` in ``tests/test_normalization.py``.
+
+    Args:
+        input: ``[..., *normalized_shape]``, for instance ``[N, C, H, W]`` or tokens ``[N, T, d]``.
+        normalized_shape: the shape of the last axes, an int or a tuple: ``(C, H, W)`` for the notes'
+            layer norm of an image, ``d`` for the tokens of a transformer.
+        weight: :math:`\gamma` of shape ``normalized_shape``, or ``None``.
+        bias: :math:`\beta` of shape ``normalized_shape``, or ``None``.
+        eps: :math:`\epsilon`, added to the variance.
+
+    Returns:
+        The shape of ``input``.
     """
     check_floating(input=input, weight=weight, bias=bias)
     if isinstance(normalized_shape, int):
@@ -370,12 +426,26 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=EPS):
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
                   momentum=0.1, eps=EPS):
-    """Instance normalization with the arguments of ``torch.nn.functional.instance_norm``.
+    r"""Instance normalization with the arguments of ``torch.nn.functional.instance_norm``.
 
     Each (example, channel) pair is normalised over its spatial axes.  With running statistics
     and ``use_input_stats``, their update uses the per-instance statistics averaged over the
     batch; with ``use_input_stats=False`` the running statistics normalise instead, as in
-    evaluation-mode batch norm.
+    evaluation-mode batch norm.  Checked against ``torch.nn.functional.instance_norm`` in
+    ``tests/test_normalization.py``.
+
+    Args:
+        input: ``[N, C, *spatial]``, at least one spatial axis.
+        running_mean: ``[C]``, or ``None`` (together with ``running_var``).
+        running_var: ``[C]``, or ``None``.
+        weight: :math:`\gamma`, ``[C]``, or ``None``.
+        bias: :math:`\beta`, ``[C]``, or ``None``.
+        use_input_stats: normalise with each instance's own statistics (and update the running ones).
+        momentum: m of the running averages, in [0, 1].
+        eps: :math:`\epsilon`, added to the variance.
+
+    Returns:
+        The shape of ``input``.
     """
     _check_rank(input, 3, "[N, C, *spatial]")
     check_floating(input=input, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
@@ -403,11 +473,21 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=EPS):
-    """Group normalization with the arguments of ``torch.nn.functional.group_norm``.
+    r"""Group normalization with the arguments of ``torch.nn.functional.group_norm``.
 
-    The C channels of ``input`` ``[N, C, *spatial]`` form ``num_groups`` groups of C/G
-    consecutive channels; each (example, group) is normalised over its channels and spatial
-    axes, then ``weight`` and ``bias`` (``[C]``) act per channel.
+    The C channels form G groups of C/G consecutive channels; each (example, group) is
+    normalised over its channels and spatial axes, then ``weight`` and ``bias`` act per channel.
+    Checked against ``torch.nn.functional.group_norm`` in ``tests/test_normalization.py``.
+
+    Args:
+        input: ``[N, C, *spatial]``.
+        num_groups: G, which must divide C.
+        weight: :math:`\gamma`, ``[C]``, or ``None``.
+        bias: :math:`\beta`, ``[C]``, or ``None``.
+        eps: :math:`\epsilon`, added to the variance.
+
+    Returns:
+        The shape of ``input``.
     """
     _check_rank(input, 2, "[N, C, *spatial]")
     check_floating(input=input, weight=weight, bias=bias)

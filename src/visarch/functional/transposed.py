@@ -96,9 +96,19 @@ def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, pad
 
     .. math:: Z' = (Z - 1)S + F - 2P + \text{output\_padding}
 
-    ``size`` is Z (H or W), ``kernel_size`` F, ``stride`` S, ``padding`` P.
     As in PyTorch, ``output_padding`` must be smaller than S, and P may exceed
-    the notes' bound F - 1 as long as Z' >= 1.
+    the notes' bound F - 1 as long as Z' >= 1; checked against the sizes that
+    ``torch.nn.functional.conv_transpose2d`` produces in ``tests/test_transposed.py``.
+
+    Args:
+        size: the input length Z (H or W).
+        kernel_size: the filter size F.
+        stride: the stride S.
+        padding: P, the rows (or columns) cropped at each end.
+        output_padding: extra rows (or columns) at the end, smaller than S.
+
+    Returns:
+        The output length Z' (H' or W').
     """
     for name, value, low in (("size Z", size, 1), ("kernel_size F", kernel_size, 1), ("stride S", stride, 1),
                              ("padding P", padding, 0), ("output_padding", output_padding, 0)):
@@ -155,10 +165,19 @@ def _check_conv_transpose2d(input, weight, bias, stride, padding, output_padding
 def dilate_and_pad(input, kernel_size, *, stride=1, padding=0, output_padding=0):
     """Steps 1 and 2 of the notes' TransConv: the image that the stride-1 convolution reads.
 
-    ``input`` is ``[..., H, W]``; the result is ``[..., f(H) + O_h, f(W) + O_w]`` with
-    f(t) = t + (t-1)(S-1) + 2(F-1-P): S-1 zeros between neighbouring pixels, F-1-P
-    on every edge and ``output_padding`` more at the bottom and right.  A negative
-    F-1-P (P > F-1, which torch allows) crops the zero-inserted image instead.
+    S-1 zeros go between neighbouring pixels, F-1-P on every edge and ``output_padding`` more
+    at the bottom and right.  A negative F-1-P (P > F-1, which torch allows) crops the
+    zero-inserted image instead.
+
+    Args:
+        input: ``[..., H, W]``, any number of leading axes.
+        kernel_size: F, an int or a pair ``(F_h, F_w)``.
+        stride: S, an int or a pair.
+        padding: P, an int or a pair.
+        output_padding: O, an int or a pair.
+
+    Returns:
+        ``[..., f(H) + O_h, f(W) + O_w]`` with f(t) = t + (t-1)(S-1) + 2(F-1-P).
     """
     check_floating(input=input)
     (fh, fw), (sh, sw) = pair(kernel_size, "kernel_size F", low=1), pair(stride, "stride S", low=1)
@@ -175,9 +194,15 @@ def dilate_and_pad(input, kernel_size, *, stride=1, padding=0, output_padding=0)
 def flip_weight(weight, groups=1):
     r"""Step 3 of the notes' TransConv: torch's ``[C, C'/G, F_h, F_w]`` weight as conv2d filters.
 
-    Returns ``[C', C/G, F_h, F_w]`` with :math:`\bar W_{o,c,k,l} = W_{c,o,F_h-1-k,F_w-1-l}`
-    inside each group: the channel axes swap (conv2d stores output channels
-    first) and the filter turns by 180 degrees.
+    Inside each group the channel axes swap (conv2d stores output channels first) and the
+    filter turns by 180 degrees, :math:`\bar W_{o,c,k,l} = W_{c,o,F_h-1-k,F_w-1-l}`.
+
+    Args:
+        weight: a transposed convolution's weight ``[C, C'/G, F_h, F_w]``.
+        groups: G, which must divide C.
+
+    Returns:
+        Filters ``[C', C/G, F_h, F_w]`` for :func:`~visarch.functional.conv.conv2d`.
     """
     check_floating(weight=weight)
     if weight.dim() != 4:
@@ -196,11 +221,19 @@ def flip_weight(weight, groups=1):
 
 
 def subpixel_weight(weight, groups, stride):
-    r"""conv2d filters for every phase: ``[S_h, S_w, C', C/G, M_h, M_w]``.
+    r"""The sub-pixel form's conv2d filters, one filter bank per output phase ``(r_h, r_w)``.
 
     Filter :math:`(r_h, r_w, o)` holds taps :math:`W_{c,o,r_h + m_h S_h, r_w + m_w S_w}` at
     offset :math:`(M_h-1-m_h, M_w-1-m_w)` (flipped: the convolution reads :math:`x_{q-m}` at
     offset :math:`M-1-m`), and zeros for taps beyond F.
+
+    Args:
+        weight: a transposed convolution's weight ``[C, C'/G, F_h, F_w]``.
+        groups: G, the number of groups.
+        stride: the pair ``(S_h, S_w)``.
+
+    Returns:
+        ``[S_h, S_w, C', C/G, M_h, M_w]`` with :math:`M = \lceil F / S \rceil` along each axis.
     """
     c_in, c_out_per_group, fh, fw = weight.shape
     (sh, sw), (mh, mw) = stride, (math.ceil(fh / stride[0]), math.ceil(fw / stride[1]))
@@ -230,7 +263,11 @@ def _phases(size_out, stride, padding):
 
 
 def conv_transpose2d_subpixel(x, weight, stride, padding, output_padding, groups):
-    """Steps 1-4 without the zero products (module docstring): one conv2d per phase."""
+    """Steps 1-4 without the products of inserted zeros (module docstring): one conv2d per phase.
+
+    Takes checked arguments: ``x`` ``[N, C, H, W]``, ``weight`` ``[C, C'/G, F_h, F_w]``, and
+    ``stride``, ``padding``, ``output_padding`` as pairs; returns ``[N, C', H', W']``, without bias.
+    """
     n, (h, w), (fh, fw), c_out = x.shape[0], x.shape[2:], weight.shape[2:], weight.shape[1] * groups
     (sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding
     h_out, w_out = (h - 1) * sh + fh - 2 * ph + oh, (w - 1) * sw + fw - 2 * pw + ow
@@ -255,16 +292,25 @@ def conv_transpose2d(input, weight, bias=None, *, stride=1, padding=0, output_pa
                      method="subpixel"):
     """Transposed convolution as the notes build it: zeros in, pad, flip, convolve.
 
-    Arguments as :func:`torch.nn.functional.conv_transpose2d` (without
-    dilation): ``input`` ``[N, C, H, W]`` or ``[C, H, W]``, ``weight``
-    ``[C, C'/G, F_h, F_w]``, ``bias`` ``[C']``; ``stride``, ``padding`` and
-    ``output_padding`` are ints or pairs.  Both output sizes must be at least 1
+    The arguments of :func:`torch.nn.functional.conv_transpose2d` without ``dilation``, and
+    checked against it in ``tests/test_transposed.py``.  Both output sizes must be at least 1
     (PyTorch also returns an empty tensor when only the width comes out as 0).
 
-    ``method="zero_insertion"`` runs the notes' four steps as written;
-    ``"subpixel"`` (the default) computes the same sums without the products
-    of inserted zeros, about :math:`S_h S_w` times fewer multiplications (see
-    the module docstring).
+    Args:
+        input: ``[N, C, H, W]``, or one image ``[C, H, W]``.
+        weight: ``[C, C'/G, F_h, F_w]``, input channels first (torch's layout).
+        bias: ``[C']``, or ``None``.
+        stride: S, an int or a pair.
+        padding: P, an int or a pair.
+        output_padding: extra rows and columns at the bottom and right, an int or a pair, smaller than S.
+        groups: G, which must divide C.
+        method: ``"zero_insertion"`` runs the notes' four steps as written; ``"subpixel"`` (the
+            default) computes the same sums without the products of inserted zeros, about
+            :math:`S_h S_w` times fewer multiplications (see the module docstring).
+
+    Returns:
+        ``[N, C', H', W']`` (``[C', H', W']`` for one image), H' and W' as in
+        :func:`~visarch.functional.transposed.conv_transpose_output_size`.
     """
     x, unbatched, stride, padding, output_padding, groups = _check_conv_transpose2d(
         input, weight, bias, stride, padding, output_padding, groups)

@@ -38,8 +38,17 @@ __all__ = ["MultiHeadSelfAttention", "MultiHeadSelfAttention2d"]
 class MultiHeadSelfAttention(nn.Module):
     """The notes' ``AttnOriginal``: K-head self-attention on ``[N, T, D]`` (or ``[T, D]``) sequences.
 
-    ``head_dim`` is the notes' d; by default d = D/K, which needs K to divide D (torch's
-    ``nn.MultiheadAttention`` always uses that d).
+    ``forward`` maps ``[N, T, D]`` (or ``[T, D]``) to the same shape.  With d = D/K it computes what
+    ``torch.nn.MultiheadAttention`` computes (dropout 0), against which it is checked in
+    ``tests/test_attention.py``; :meth:`~visarch.nn.attention.MultiHeadSelfAttention.to_torch` and
+    :meth:`~visarch.nn.attention.MultiHeadSelfAttention.from_torch` copy the weights across.
+
+    Args:
+        embed_dim: D, the size of each token.
+        num_heads: K, the number of heads.
+        head_dim: the notes' d, the size of one head; by default d = D/K, which needs K to divide D
+            (torch's ``nn.MultiheadAttention`` always uses that d).
+        bias: whether the four projections have biases.
     """
 
     def __init__(self, *, embed_dim: int, num_heads: int, head_dim: int | None = None, bias: bool = True):
@@ -62,8 +71,11 @@ class MultiHeadSelfAttention(nn.Module):
         return t.unflatten(-1, (self.num_heads, self.head_dim)).transpose(-3, -2)  # [..., T, K d] -> [..., K, T, d]
 
     def forward(self, x, *, need_weights: bool = False):
-        """``x`` [N, T, D] or [T, D] -> y of the same shape; with ``need_weights``, also the
-        attention weights averaged over the heads, [N, T, T] (as torch's ``average_attn_weights``)."""
+        """Self-attention of the tokens ``x``, ``[N, T, D]`` or ``[T, D]``, to a result of the same shape.
+
+        With ``need_weights`` the result is a pair ``(y, weights)``, the attention weights averaged
+        over the heads, ``[N, T, T]`` (as torch's ``average_attn_weights``).
+        """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() not in (2, 3):
@@ -97,7 +109,11 @@ class MultiHeadSelfAttention(nn.Module):
 
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention) -> MultiHeadSelfAttention:
-        """This module with copies of the weights of a ``torch.nn.MultiheadAttention``."""
+        """This module with copies of the weights of a ``torch.nn.MultiheadAttention``.
+
+        ``mha`` must be the notes' ``AttnOriginal``: kdim = vdim = embed_dim, no ``add_bias_kv``, no
+        ``add_zero_attn`` and dropout 0.
+        """
         if not isinstance(mha, nn.MultiheadAttention):
             raise TypeError(f"mha must be a torch.nn.MultiheadAttention, got {type(mha).__name__}")
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn or mha.dropout:
@@ -121,7 +137,14 @@ class MultiHeadSelfAttention(nn.Module):
 class MultiHeadSelfAttention2d(nn.Module):
     """The notes' image self-attention (section 1.5): ``AttnOriginal`` over the H W pixels of ``[N, C, H, W]``.
 
-    ``embed_dim`` is the number of channels C (the notes' D = C).
+    ``forward`` maps ``[N, C, H, W]`` (or ``[C, H, W]``) to the same shape, each pixel a token of
+    dimension C.  Checked against ``torch.nn.MultiheadAttention`` on the tokens in ``tests/test_attention.py``.
+
+    Args:
+        embed_dim: the number of channels C (the notes' D = C).
+        num_heads: K, the number of heads.
+        head_dim: d, by default C/K, as for :class:`~visarch.nn.attention.MultiHeadSelfAttention`.
+        bias: whether the four projections have biases.
     """
 
     def __init__(self, *, embed_dim: int, num_heads: int, head_dim: int | None = None, bias: bool = True):
@@ -130,8 +153,11 @@ class MultiHeadSelfAttention2d(nn.Module):
                                                 bias=bias)
 
     def forward(self, x, *, need_weights: bool = False):
-        """``x`` [N, C, H, W] or [C, H, W] -> y of the same shape; with ``need_weights``, also the
-        head-averaged weights [N, HW, HW] between pixels, row-major (pixel (i, j) is i W + j)."""
+        """Self-attention between the pixels of ``x``, ``[N, C, H, W]`` or ``[C, H, W]``, to a result of the same shape.
+
+        With ``need_weights`` the result is a pair ``(y, weights)``, the head-averaged weights
+        ``[N, HW, HW]`` between pixels, row-major (pixel (i, j) is i W + j).
+        """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() not in (3, 4):

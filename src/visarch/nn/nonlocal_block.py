@@ -69,7 +69,18 @@ def nonlocal_macs(mode: str, *, in_channels: int, inter_channels: int, positions
 
     the concatenation projecting each :math:`\theta(x_i)` and each :math:`\phi(x_j)` once onto its half of
     :math:`w_f` instead of forming the :math:`NM` concatenated vectors.  Batch norm, the softmax, the ReLU and
-    the pooling are not counted (as in ``torch.utils.flop_counter``).
+    the pooling are not counted (as in ``torch.utils.flop_counter``, against which ``tests/test_nonlocal_block.py``
+    checks the count).
+
+    Args:
+        mode: the pairwise function, one of :data:`~visarch.nn.nonlocal_block.MODES`.
+        in_channels: C, the channels of the feature map.
+        inter_channels: the bottleneck C'.
+        positions: N, the positions of the feature map (HW, or THW for a clip).
+        keys: M, the keys after any subsampling (N, or about N/4).
+
+    Returns:
+        The number of multiply-accumulates for one feature map (one entry of the batch).
     """
     _check_mode(mode)
     c = check_int(in_channels, "input channels C (in_channels)", low=1)
@@ -84,11 +95,20 @@ def nonlocal_macs(mode: str, *, in_channels: int, inter_channels: int, positions
 
 
 class NonLocalBlock(nn.Module):
-    """``[B, C, H, W] -> [B, C, H, W]`` (``dims=2``) or ``[B, C, T, H, W] -> [B, C, T, H, W]`` (``dims=3``).
+    """The non-local block ``z = W_z y + x`` (module docstring), the identity map when it is created.
 
-    ``inter_channels`` is the bottleneck C' (default C // 2, at least 1); ``mode`` the pairwise function;
-    ``subsample`` max-pools the keys and values by 2 in height and width; ``batch_norm`` puts batch norm
-    (scale zero at the start) after W_z, otherwise W_z itself starts at zero.
+    ``forward`` maps ``[B, C, H, W]`` to ``[B, C, H, W]`` (``dims=2``) or ``[B, C, T, H, W]`` to
+    ``[B, C, T, H, W]`` (``dims=3``).  The embedded Gaussian is checked against
+    ``torch.nn.functional.scaled_dot_product_attention`` (scale 1) and a one-head
+    ``torch.nn.MultiheadAttention`` in ``tests/test_nonlocal_block.py``.
+
+    Args:
+        in_channels: C, the channels of the feature map.
+        inter_channels: the bottleneck C' (default C // 2, at least 1).
+        mode: the pairwise function, one of :data:`~visarch.nn.nonlocal_block.MODES`.
+        dims: 2 for images, 3 for space-time feature maps.
+        subsample: max-pool the keys and values by 2 in height and width.
+        batch_norm: put batch norm (scale zero at the start) after W_z; otherwise W_z itself starts at zero.
     """
 
     def __init__(self, in_channels: int, *, inter_channels: int | None = None, mode: str = "embedded_gaussian",
@@ -142,8 +162,11 @@ class NonLocalBlock(nn.Module):
                              f"{x.shape[-2]}x{x.shape[-1]}")
 
     def embeddings(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``theta [B, N, E]``, ``phi [B, M, E]`` and ``g [B, M, C']`` as token matrices (E = C for ``gaussian``,
-        C' otherwise), positions in row-major order (t, h, w)."""
+        """The embeddings of a batch ``x`` ``[B, C, *S]`` as token matrices, positions in row-major order (t, h, w).
+
+        Returns ``(theta, phi, g)``: ``theta`` ``[B, N, E]``, ``phi`` ``[B, M, E]`` and ``g`` ``[B, M, C']``,
+        with E = C for ``gaussian`` and C' otherwise.
+        """
         self._check_input(x)
         theta, phi, g = self.theta(x), self.phi(x), self.g(x)  # [B, E, *S], [B, E, *S], [B, C', *S]
         if self.subsample:
@@ -163,12 +186,12 @@ class NonLocalBlock(nn.Module):
         return torch.relu(a + b.transpose(1, 2)) / phi.shape[1]  # [B, N, M]
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
-        """The pairwise weights ``f(x_i, x_j) / C(x)`` of a batch: ``[B, N, M]``."""
+        """The pairwise weights ``f(x_i, x_j) / C(x)`` of a batch ``x`` ``[B, C, *S]``: ``[B, N, M]``."""
         theta, phi, _ = self.embeddings(x)
         return self._weights(theta, phi)
 
     def non_local(self, x: torch.Tensor) -> torch.Tensor:
-        """The non-local operation alone, before W_z and the residual: ``y`` of shape ``[B, C', *S]``."""
+        """The non-local operation alone, before W_z and the residual: ``x`` ``[B, C, *S]`` to ``y`` ``[B, C', *S]``."""
         theta, phi, g = self.embeddings(x)
         y = self._weights(theta, phi) @ g  # [B, N, C']
         # contiguous: a transposed y would make W_z's output, and so z, channels-last, and a network after the

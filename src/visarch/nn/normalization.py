@@ -56,10 +56,21 @@ class _RunningStatsNorm(nn.Module):
 
 
 class BatchNorm2d(_RunningStatsNorm):
-    """Batch normalization of ``[N, C, H, W]``: per channel, over the batch and the pixels.
+    r"""Batch normalization of ``[N, C, H, W]``: per channel, over the batch and the pixels.
 
-    ``momentum=None`` makes the running statistics a cumulative average over all batches seen
-    (torch's convention), by taking ``1 / num_batches_tracked`` as the momentum of each update.
+    ``forward`` maps ``[N, C, H, W]`` to ``[N, C, H, W]`` with
+    :func:`~visarch.functional.normalization.batch_norm`.  The arguments, parameters and buffers are
+    those of ``torch.nn.BatchNorm2d``, against which it is checked in ``tests/test_normalization.py``.
+
+    Args:
+        num_features: C, the number of channels.
+        eps: :math:`\epsilon`, added to the variance.
+        momentum: m of the running averages; ``None`` makes them a cumulative average over all
+            batches seen (torch's convention), by taking ``1 / num_batches_tracked`` as the momentum
+            of each update.
+        affine: learn ``weight`` :math:`\gamma` and ``bias`` :math:`\beta`, ``[C]`` each.
+        track_running_stats: keep ``running_mean`` and ``running_var`` (``[C]``) for evaluation mode;
+            without them every call normalises with the batch's statistics.
     """
 
     def __init__(self, num_features, *, eps=N.EPS, momentum=0.1, affine=True, track_running_stats=True):
@@ -83,10 +94,19 @@ class BatchNorm2d(_RunningStatsNorm):
 
 
 class InstanceNorm2d(_RunningStatsNorm):
-    """Instance normalization of ``[N, C, H, W]`` (or ``[C, H, W]``): per example and channel, over the pixels.
+    r"""Instance normalization of ``[N, C, H, W]`` (or ``[C, H, W]``): per example and channel, over the pixels.
 
-    Unlike batch norm, ``momentum=None`` means no update of the running statistics (torch's
-    convention), and ``num_batches_tracked`` stays 0.
+    ``forward`` maps its input to the same shape with
+    :func:`~visarch.functional.normalization.instance_norm`.  The arguments, parameters and buffers
+    are those of ``torch.nn.InstanceNorm2d``, against which it is checked in ``tests/test_normalization.py``.
+
+    Args:
+        num_features: C, the number of channels.
+        eps: :math:`\epsilon`, added to the variance.
+        momentum: m of the running averages; unlike batch norm, ``None`` means no update of the
+            running statistics (torch's convention), and ``num_batches_tracked`` stays 0.
+        affine: learn ``weight`` :math:`\gamma` and ``bias`` :math:`\beta`, ``[C]`` each.
+        track_running_stats: keep running statistics, and normalise with them in evaluation mode.
     """
 
     def __init__(self, num_features, *, eps=N.EPS, momentum=0.1, affine=False, track_running_stats=False):
@@ -104,7 +124,19 @@ class InstanceNorm2d(_RunningStatsNorm):
 
 
 class LayerNorm(nn.Module):
-    """Layer normalization over the last axes, ``normalized_shape``, with one affine pair per entry (as torch)."""
+    r"""Layer normalization over the last axes, ``normalized_shape``, with one affine pair per entry (as torch).
+
+    ``forward`` maps ``[..., *normalized_shape]`` to the same shape with
+    :func:`~visarch.functional.normalization.layer_norm`.  The arguments and parameters are those of
+    ``torch.nn.LayerNorm``, against which it is checked in ``tests/test_normalization.py``.
+
+    Args:
+        normalized_shape: the shape of the last axes, an int or a tuple, for instance ``(C, H, W)``
+            or the token size d.
+        eps: :math:`\epsilon`, added to the variance.
+        elementwise_affine: learn ``weight`` :math:`\gamma` (ones at the start) of shape ``normalized_shape``.
+        bias: learn ``bias`` :math:`\beta` (zeros at the start) too, with ``elementwise_affine``.
+    """
 
     def __init__(self, normalized_shape, *, eps=N.EPS, elementwise_affine=True, bias=True):
         super().__init__()
@@ -125,7 +157,18 @@ class LayerNorm(nn.Module):
 
 
 class GroupNorm(nn.Module):
-    """Group normalization: ``num_groups`` groups of consecutive channels, per example, with per-channel affine."""
+    r"""Group normalization: ``num_groups`` groups of consecutive channels, per example, with per-channel affine.
+
+    ``forward`` maps ``[N, C, *spatial]`` to the same shape with
+    :func:`~visarch.functional.normalization.group_norm`.  The arguments and parameters are those of
+    ``torch.nn.GroupNorm``, against which it is checked in ``tests/test_normalization.py``.
+
+    Args:
+        num_groups: G, which must divide C.
+        num_channels: C, the number of channels.
+        eps: :math:`\epsilon`, added to the variance.
+        affine: learn ``weight`` :math:`\gamma` and ``bias`` :math:`\beta`, ``[C]`` each.
+    """
 
     def __init__(self, num_groups, num_channels, *, eps=N.EPS, affine=True):
         super().__init__()

@@ -1,7 +1,7 @@
 """The book's small convolutional network for the 8 x 8 digits (Normalization and Optimizers chapters).
 
 Three 3 x 3 convolutions (16, 32 and 32 channels; the last two with stride 2), each followed by a
-normalization layer and a ReLU, then global average pooling and a linear classifier:
+normalization layer and a ReLU, then global average pooling and a linear classifier::
 
     [B, 1, 8, 8] -> [B, 16, 8, 8] -> [B, 32, 4, 4] -> [B, 32, 2, 2] -> [B, 32] -> [B, 10]
 
@@ -15,11 +15,19 @@ from torch import nn
 
 __all__ = ["NORMS", "small_cnn"]
 
-NORMS = ("batch", "group", "none")  #: group: groups of 4 channels
+NORMS = ("batch", "group", "none")  #: the normalization layers small_cnn offers (group norm with 4 channels a group)
 
 
 def small_cnn(norm: str = "none") -> nn.Sequential:
-    """The three-block CNN with ``norm`` = ``"batch"``, ``"group"`` (4 channels a group) or ``"none"``."""
+    """The three-block CNN of the module docstring, ``[B, 1, 8, 8] -> [B, 10]`` class scores.
+
+    Args:
+        norm: the layer after each convolution: ``"batch"`` (batch norm), ``"group"`` (group norm,
+            4 channels a group) or ``"none"`` (none, and the convolutions get biases).
+
+    Returns:
+        A fresh ``torch.nn.Sequential``, initialised by torch's global generator.
+    """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 

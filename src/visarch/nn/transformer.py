@@ -47,8 +47,17 @@ __all__ = ["MultiHeadAttention", "SinusoidalPositionalEncoding", "TransformerDec
 
 
 def sinusoidal_embeddings(length: int, dim: int) -> torch.Tensor:
-    r"""Vaswani et al.'s position embeddings ``[length, dim]``: :math:`\sin` and :math:`\cos` of
-    :math:`t / 10000^{2i/D}` in the even and odd entries (``dim`` must be even)."""
+    r"""Vaswani et al.'s position embeddings ``[length, dim]``, without argument checks.
+
+    Row t holds :math:`\sin` and :math:`\cos` of :math:`t / 10000^{2i/D}` in the even and odd entries.
+
+    Args:
+        length: T, the number of positions.
+        dim: D, which must be even.
+
+    Returns:
+        float32 ``[T, D]``, computed in float64.
+    """
     if dim % 2:
         raise ValueError(f"sinusoidal embeddings need an even dimension, got {dim}")
     t = torch.arange(length, dtype=torch.float64)[:, None]  # [T, 1]
@@ -59,7 +68,17 @@ def sinusoidal_embeddings(length: int, dim: int) -> torch.Tensor:
 
 
 def sinusoidal_positional_encoding(length: int, dim: int) -> torch.Tensor:
-    """Vaswani et al.'s table ``[length, dim]`` (``dim`` even)."""
+    """Vaswani et al.'s positional-encoding table ``[length, dim]``, its arguments checked.
+
+    Checked against the paper's formula, written entry by entry, in ``tests/test_transformer.py``.
+
+    Args:
+        length: T, at least 1.
+        dim: D, even and at least 2.
+
+    Returns:
+        float32 ``[T, D]``, as :func:`~visarch.nn.transformer.sinusoidal_embeddings`.
+    """
     check_int(length, "sequence length", low=1)
     check_int(dim, "model dimension D", low=2)
     if dim % 2:
@@ -68,7 +87,14 @@ def sinusoidal_positional_encoding(length: int, dim: int) -> torch.Tensor:
 
 
 class SinusoidalPositionalEncoding(nn.Module):
-    """Adds the fixed table (a buffer of ``max_len`` rows) to ``[B, T, D]`` embeddings."""
+    """Adds the fixed sinusoidal table (a buffer of ``max_len`` rows) to ``[B, T, D]`` embeddings.
+
+    ``forward`` maps ``[..., T, D]`` to the same shape, T at most ``max_len``.
+
+    Args:
+        dim: D, even.
+        max_len: the number of rows of the table, the longest sequence it takes.
+    """
 
     def __init__(self, *, dim: int, max_len: int = 512):
         super().__init__()
@@ -84,7 +110,12 @@ class SinusoidalPositionalEncoding(nn.Module):
 
 
 def causal_mask(length: int, *, device=None) -> torch.Tensor:
-    """Boolean ``[T, T]`` mask, True where key s > query t (the future, forbidden)."""
+    """Boolean ``[T, T]`` mask, True where key s > query t (the future, forbidden).
+
+    Args:
+        length: T, the sequence length.
+        device: where the mask is made (default: the CPU).
+    """
     return torch.ones(length, length, dtype=torch.bool, device=device).triu(1)
 
 
@@ -105,7 +136,18 @@ def _additive(mask: torch.Tensor | None, name: str, shape: tuple[int, ...], dtyp
 
 
 class MultiHeadAttention(nn.Module):
-    """h-head attention of queries ``[B, Tq, D]`` on keys/values ``[B, Tk, D]``, with optional masks."""
+    """h-head attention of queries ``[B, Tq, D]`` on keys/values ``[B, Tk, D]``, with optional masks.
+
+    The parameter layout of ``torch.nn.MultiheadAttention``, whose weights
+    :meth:`~visarch.nn.transformer.MultiHeadAttention.load_torch` copies; the blocks that use it are
+    checked against torch's transformer layers in ``tests/test_transformer.py``.
+
+    Args:
+        dim: D, the model dimension.
+        heads: h, which must divide D; each head has size d_k = D/h.
+        dropout: probability of dropping an attention weight in training mode.
+        bias: whether the four projections have biases.
+    """
 
     def __init__(self, *, dim: int, heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
@@ -122,8 +164,18 @@ class MultiHeadAttention(nn.Module):
         return t.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)  # [B, T, D] -> [B, h, T, d_k]
 
     def forward(self, x_q, x_kv=None, *, attn_mask=None, key_padding_mask=None, need_weights=False):
-        """``attn_mask`` ``[Tq, Tk]``, ``key_padding_mask`` ``[B, Tk]``; boolean (True = forbidden) or float
-        (added).  Returns y ``[B, Tq, D]`` and, with ``need_weights``, the weights ``[B, h, Tq, Tk]``."""
+        """Attention of the queries ``x_q`` on ``x_kv`` (self-attention when ``x_kv`` is ``None``).
+
+        Args:
+            x_q: queries ``[B, Tq, D]``.
+            x_kv: keys and values ``[B, Tk, D]``, or ``None`` for ``x_q`` itself.
+            attn_mask: ``[Tq, Tk]``, boolean (True = forbidden) or float (added to the scores), or ``None``.
+            key_padding_mask: ``[B, Tk]``, boolean (True = a padded key) or float, or ``None``.
+            need_weights: also return the attention weights.
+
+        Returns:
+            ``y`` ``[B, Tq, D]``, or with ``need_weights`` the pair ``(y, weights)``, weights ``[B, h, Tq, Tk]``.
+        """
         x_kv = x_q if x_kv is None else x_kv
         for name, t in (("queries", x_q), ("keys/values", x_kv)):
             if t.dim() != 3 or t.shape[-1] != self.dim:
@@ -208,7 +260,21 @@ class _Block(nn.Module):
 
 
 class TransformerEncoderBlock(_Block):
-    """Self-attention and FFN, each with a residual; ``norm_first`` selects pre-norm (True) or post-norm."""
+    r"""Self-attention and FFN, each with a residual; ``norm_first`` selects pre-norm (True) or post-norm.
+
+    ``forward`` maps ``[B, T, D]`` to ``[B, T, D]``.  The layout of ``torch.nn.TransformerEncoderLayer``
+    (``batch_first=True``, ReLU), against which it is checked, forward and backward, in
+    ``tests/test_transformer.py``.
+
+    Args:
+        dim: D, the model dimension.
+        heads: h, which must divide D.
+        ffn_dim: the width of the FFN's hidden layer.
+        dropout: probability of the dropouts on the attention weights, inside the FFN and on each
+            sub-layer's output, in [0, 1).
+        norm_first: pre-norm (True, Xiong et al.) or post-norm (False, the paper).
+        eps: :math:`\epsilon` of the layer norms.
+    """
 
     def __init__(self, *, dim: int, heads: int, ffn_dim: int, dropout: float = 0.0, norm_first: bool = False,
                  eps: float = 1e-5):
@@ -216,7 +282,12 @@ class TransformerEncoderBlock(_Block):
                          sublayers=2)
 
     def forward(self, x, *, attn_mask=None, key_padding_mask=None, need_weights=False):
-        """``x`` [B, T, D] -> [B, T, D]; with ``need_weights`` also the self-attention weights [B, h, T, T]."""
+        """The block on ``x`` ``[B, T, D]``, to ``[B, T, D]``.
+
+        ``attn_mask`` (``[T, T]``) and ``key_padding_mask`` (``[B, T]``) go to the self-attention, as for
+        :meth:`~visarch.nn.transformer.MultiHeadAttention.forward`; with ``need_weights`` the result is the
+        pair ``(y, weights)``, the self-attention weights ``[B, h, T, T]``.
+        """
         x, weights = self.residual(x, 0, lambda u: self.self_attn(
             u, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=True))
         x, _ = self.residual(x, 1, lambda u: (self.ffn(u), None))
@@ -231,7 +302,20 @@ class TransformerEncoderBlock(_Block):
 
 
 class TransformerDecoderBlock(_Block):
-    """Causal self-attention, cross-attention on the encoder output (memory), FFN; pre- or post-norm."""
+    r"""Causal self-attention, cross-attention on the encoder output (memory), FFN; pre- or post-norm.
+
+    ``forward`` maps decoder tokens ``[B, T, D]`` and the memory ``[B, S, D]`` to ``[B, T, D]``.  The
+    layout of ``torch.nn.TransformerDecoderLayer`` (``batch_first=True``, ReLU), against which it is
+    checked, forward and backward, in ``tests/test_transformer.py``.
+
+    Args:
+        dim: D, the model dimension.
+        heads: h, which must divide D.
+        ffn_dim: the width of the FFN's hidden layer.
+        dropout: probability of every dropout, in [0, 1).
+        norm_first: pre-norm (True) or post-norm (False, the paper).
+        eps: :math:`\epsilon` of the layer norms.
+    """
 
     def __init__(self, *, dim: int, heads: int, ffn_dim: int, dropout: float = 0.0, norm_first: bool = False,
                  eps: float = 1e-5):
@@ -241,10 +325,13 @@ class TransformerDecoderBlock(_Block):
 
     def forward(self, x, memory, *, causal=True, tgt_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, need_weights=False):
-        """``x`` [B, T, D] (decoder tokens), ``memory`` [B, S, D] (encoder output) -> [B, T, D].
+        """Decoder tokens ``x`` ``[B, T, D]`` and encoder output ``memory`` ``[B, S, D]`` -> ``[B, T, D]``.
 
         ``causal`` adds the causal mask to ``tgt_mask`` (if any); with ``need_weights``, also the
-        cross-attention weights [B, h, T, S]."""
+        cross-attention weights ``[B, h, T, S]``.  The masks are as for
+        :meth:`~visarch.nn.transformer.MultiHeadAttention.forward`: ``tgt_mask`` ``[T, T]``,
+        ``tgt_key_padding_mask`` ``[B, T]``, ``memory_key_padding_mask`` ``[B, S]``.
+        """
         if causal:
             future = causal_mask(x.shape[1], device=x.device)
             if tgt_mask is None:
@@ -270,8 +357,23 @@ class TransformerDecoderBlock(_Block):
 
 
 class TransformerSeq2Seq(nn.Module):
-    """A small encoder-decoder on token ids: embeddings + PE, N encoder and N decoder blocks, a
-    linear read-out; source ``[B, S]`` and shifted target ``[B, T]`` ids -> logits ``[B, T, vocab]``."""
+    """A small encoder-decoder on token ids: embeddings + PE, N encoder and N decoder blocks, a linear read-out.
+
+    ``forward(src, tgt)`` maps source ids ``[B, S]`` and shifted target ids ``[B, T]`` to logits
+    ``[B, T, vocab]``.  Source and target share one embedding table; a pre-norm stack ends with a
+    layer norm.
+
+    Args:
+        vocab: the vocabulary size, at least 2.
+        dim: D, the model dimension.
+        heads: h, which must divide D.
+        ffn_dim: the width of the FFN's hidden layer.
+        layers: N, the number of encoder blocks and of decoder blocks.
+        dropout: probability of every dropout, in [0, 1).
+        norm_first: pre-norm blocks (True) or post-norm.
+        max_len: the longest sequence the positional table covers.
+        pad: the padding id, whose source positions are never attended to, or ``None``.
+    """
 
     def __init__(self, *, vocab: int, dim: int = 64, heads: int = 4, ffn_dim: int = 128, layers: int = 2,
                  dropout: float = 0.0, norm_first: bool = True, max_len: int = 64, pad: int | None = None):
@@ -296,14 +398,19 @@ class TransformerSeq2Seq(nn.Module):
         return None if self.pad is None else src == self.pad  # [B, S], True = padding
 
     def encode(self, src):
+        """The memory ``[B, S, D]``: source ids ``[B, S]`` through the encoder (and its final norm)."""
         x, padding = self._tokens(src), self._padding(src)
         for block in self.encoder:
             x = block(x, key_padding_mask=padding)
         return self.final_norms[0](x)  # [B, S, D]
 
     def decode(self, tgt, memory, *, src=None, need_weights=False):
-        """Logits [B, T, vocab]; ``src`` (the ids) gives the padding mask of the memory.  With ``need_weights``
-        also each decoder block's cross-attention [B, h, T, S]."""
+        """Logits ``[B, T, vocab]`` of target ids ``tgt`` ``[B, T]`` given the ``memory`` ``[B, S, D]``.
+
+        ``src`` (the source ids ``[B, S]``) gives the padding mask of the memory.  With ``need_weights``
+        the result is the pair ``(logits, maps)``, ``maps`` the list of each decoder block's cross-attention
+        weights ``[B, h, T, S]``.
+        """
         x, maps = self._tokens(tgt), []
         padding = None if src is None else self._padding(src)
         for block in self.decoder:
@@ -317,7 +424,16 @@ class TransformerSeq2Seq(nn.Module):
 
     @torch.no_grad()
     def greedy_decode(self, src, *, start: int, steps: int):
-        """Autoregressive decoding: feed back the most likely token ``steps`` times; ids [B, 1 + steps]."""
+        """Autoregressive decoding: feed back the most likely token ``steps`` times.
+
+        Args:
+            src: source ids ``[B, S]``.
+            start: the id every output begins with.
+            steps: the number of tokens generated.
+
+        Returns:
+            int64 ids ``[B, 1 + steps]``, ``start`` first.
+        """
         memory = self.encode(src)
         out = torch.full((src.shape[0], 1), start, dtype=torch.long, device=src.device)
         for _ in range(steps):

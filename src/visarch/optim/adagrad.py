@@ -21,7 +21,20 @@ __all__ = ["Adagrad"]
 
 
 class Adagrad(GroupOptimizer):
-    """``torch.optim.Adagrad`` with the same arguments and defaults."""
+    r"""``torch.optim.Adagrad`` with the same arguments and defaults.
+
+    Follows ``torch.optim.Adagrad`` step for step, which ``tests/test_optim.py`` checks; the update is
+    the module docstring's.
+
+    Args:
+        params: the parameters to optimise, or a list of parameter groups (dicts), as for torch.
+        lr: :math:`\eta`.
+        lr_decay: divides the learning rate by :math:`1 + (t-1)\,\text{lr\_decay}` at step t.
+        weight_decay: the L2 term added to the gradient.
+        initial_accumulator_value: :math:`s_0`, every entry of the starting sum.
+        eps: :math:`\varepsilon`.
+        maximize: maximise the objective instead (step along the gradient).
+    """
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
                  maximize=False):

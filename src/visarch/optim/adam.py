@@ -30,7 +30,22 @@ __all__ = ["Adam", "AdamW"]
 
 
 class Adam(GroupOptimizer):
-    """``torch.optim.Adam`` with the same arguments and defaults, ``decoupled_weight_decay`` included."""
+    r"""``torch.optim.Adam`` with the same arguments and defaults, ``decoupled_weight_decay`` included.
+
+    Follows ``torch.optim.Adam`` step for step, which ``tests/test_optim.py`` checks; the update is the
+    module docstring's.
+
+    Args:
+        params: the parameters to optimise, or a list of parameter groups (dicts), as for torch.
+        lr: :math:`\eta`.
+        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1).
+        eps: :math:`\varepsilon`.
+        weight_decay: :math:`\lambda`, added to the gradient (L2) or, with ``decoupled_weight_decay``,
+            shrinking the parameters directly.
+        amsgrad: divide by the running maximum of :math:`v_t`.
+        maximize: maximise the objective instead (step along the gradient).
+        decoupled_weight_decay: AdamW's weight decay.
+    """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  maximize=False, decoupled_weight_decay=False):
@@ -80,7 +95,11 @@ class Adam(GroupOptimizer):
 
 
 class AdamW(Adam):
-    """``torch.optim.AdamW``: Adam with decoupled weight decay, default ``weight_decay=1e-2``."""
+    """``torch.optim.AdamW``: Adam with decoupled weight decay, default ``weight_decay=1e-2``.
+
+    Follows ``torch.optim.AdamW`` step for step, which ``tests/test_optim.py`` checks.  The arguments
+    are those of :class:`~visarch.optim.adam.Adam` without ``decoupled_weight_decay``, which is always on.
+    """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False):

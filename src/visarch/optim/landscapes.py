@@ -29,9 +29,12 @@ __all__ = ["Quadratic", "gradient", "rosenbrock", "trajectory"]
 class Quadratic:
     r"""The quadratic :math:`f(\theta) = \frac12 (\theta - \theta^\star)^\top A (\theta - \theta^\star)`.
 
-    Its minimum, 0, is at ``minimum``.  ``hessian`` is ``A``, ``[d, d]``, symmetric positive definite;
-    ``minimum`` is :math:`\theta^\star`, ``[d]`` (zeros by default).  It can be called on a point ``[d]``
-    or on points ``[..., d]``.
+    Its minimum, 0, is at ``minimum``.  It can be called on a point ``[d]`` (a scalar value) or on
+    points ``[..., d]`` (values ``[...]``).
+
+    Args:
+        hessian: A, ``[d, d]``, symmetric positive definite.
+        minimum: :math:`\theta^\star`, ``[d]`` (zeros by default).
     """
 
     def __init__(self, hessian: torch.Tensor, minimum: torch.Tensor | None = None):
@@ -51,14 +54,29 @@ class Quadratic:
 
     @classmethod
     def diagonal(cls, *curvatures: float, dtype=torch.float64):
-        """The axis-aligned quadratic with these curvatures (eigenvalues) along the coordinate axes."""
+        """The axis-aligned quadratic with these curvatures (eigenvalues) along the coordinate axes.
+
+        Args:
+            *curvatures: the diagonal of A, one positive number per coordinate.
+            dtype: the dtype of A.
+        """
         return cls(torch.diag(torch.tensor(curvatures, dtype=dtype)))
 
     @classmethod
     def random(cls, d: int, *, generator: torch.Generator, low: float = 0.1, high: float = 10.0,
                dtype=torch.float64):
-        r"""A rotated quadratic: Hessian :math:`Q \operatorname{diag}(\lambda) Q^\top` with a random rotation Q,
-        curvatures uniform in ``[low, high]``, and a standard normal minimum, all drawn from ``generator``."""
+        r"""A rotated quadratic: Hessian :math:`Q \operatorname{diag}(\lambda) Q^\top` with a random rotation Q.
+
+        Its curvatures :math:`\lambda` are uniform in ``[low, high]`` and its minimum is standard normal,
+        all drawn from ``generator``.
+
+        Args:
+            d: the dimension.
+            generator: the source of every random number.
+            low: the smallest curvature that can be drawn, > 0.
+            high: the largest, at least ``low``.
+            dtype: the dtype of the Hessian and the minimum.
+        """
         check_int(d, "dimension d", low=1)
         if not 0 < low <= high:
             raise ValueError(f"curvatures need 0 < low <= high, got low={low}, high={high}")
@@ -69,6 +87,7 @@ class Quadratic:
 
     @property
     def condition_number(self) -> float:
+        r""":math:`\kappa = \lambda_{\max} / \lambda_{\min}`, the ratio of the extreme eigenvalues of the Hessian."""
         return float(self.eigenvalues[-1] / self.eigenvalues[0])
 
     def __call__(self, theta: torch.Tensor) -> torch.Tensor:
@@ -78,7 +97,16 @@ class Quadratic:
 
 
 def rosenbrock(theta: torch.Tensor, a: float = 1.0, b: float = 100.0) -> torch.Tensor:
-    """:math:`(a - x)^2 + b (y - x^2)^2` for ``theta = [x, y]``; minimum 0 at ``(a, a**2)``."""
+    """The Rosenbrock function :math:`(a - x)^2 + b (y - x^2)^2` of ``theta = [x, y]``; minimum 0 at ``(a, a**2)``.
+
+    Args:
+        theta: points ``[..., 2]``.
+        a: the x coordinate of the minimum.
+        b: the steepness of the valley's walls.
+
+    Returns:
+        The values ``[...]``.
+    """
     if theta.shape[-1] != 2:
         raise ValueError(f"rosenbrock takes points [..., 2], got shape {tuple(theta.shape)}")
     x, y = theta[..., 0], theta[..., 1]
@@ -86,7 +114,15 @@ def rosenbrock(theta: torch.Tensor, a: float = 1.0, b: float = 100.0) -> torch.T
 
 
 def gradient(loss: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor) -> torch.Tensor:
-    """The gradient of ``loss`` at the point ``theta``, detached (for writing an update rule by hand)."""
+    """The gradient of ``loss`` at the point ``theta``, detached (for writing an update rule by hand).
+
+    Args:
+        loss (``callable``): a function of one tensor that returns a scalar.
+        theta: the point, any shape (``[d]`` for the landscapes here).
+
+    Returns:
+        The gradient, of the shape of ``theta``.
+    """
     theta = theta.detach().requires_grad_()
     return torch.autograd.grad(loss(theta), theta)[0]
 
@@ -95,9 +131,16 @@ def trajectory(make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimi
                loss: Callable[[torch.Tensor], torch.Tensor], start, *, steps: int):
     """Run ``steps`` steps of ``make_optimizer([theta])`` on ``loss`` from ``start``.
 
-    Returns ``(path, losses)``: ``path`` is ``[steps + 1, d]``, the start and every iterate;
-    ``losses`` is ``[steps + 1]``, the loss at each of them.  ``start`` is a sequence or a
-    tensor ``[d]`` (float64 unless it is already a floating tensor).
+    Args:
+        make_optimizer (``callable``): builds the optimizer from a list holding the one parameter, for instance
+            ``lambda ps: SGD(ps, lr=0.1)``; :class:`~visarch.optim.newton.Newton` works too.
+        loss (``callable``): a function of a point ``[d]`` that returns a scalar.
+        start: a sequence or a tensor ``[d]`` (float64 unless it is already a floating tensor).
+        steps: the number of optimizer steps, at least 0.
+
+    Returns:
+        ``(path, losses)``, with ``path`` ``[steps + 1, d]`` the start and every iterate, and
+        ``losses`` ``[steps + 1]`` (float64) the loss at each of them.
     """
     check_int(steps, "steps", low=0)
     start = start if isinstance(start, torch.Tensor) and start.is_floating_point() else torch.tensor(

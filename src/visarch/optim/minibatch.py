@@ -22,8 +22,20 @@ __all__ = ["minibatch_sgd"]
 def minibatch_sgd(loss_fn, params, inputs, targets, *, batch_size, epochs, lr, seed=0):
     """Run the notes' loop; return the loss of every step (``epochs * ceil(N / batch_size)`` of them).
 
-    ``loss_fn(x, y)`` computes the loss of a mini-batch from the current ``params`` (a list of
-    tensors that require gradients); they are updated in place.
+    Checked against a hand-written loop with ``torch.optim.SGD`` in ``tests/test_newton_minibatch.py``.
+
+    Args:
+        loss_fn: ``loss_fn(x, y)`` computes the scalar loss of a mini-batch from the current ``params``.
+        params: a list of tensors that require gradients; they are updated in place.
+        inputs: ``[N, ...]``, the training examples.
+        targets: ``[N, ...]``, their targets.
+        batch_size: B, the examples per mini-batch.
+        epochs: the number of passes over the data.
+        lr: the learning rate.
+        seed: the seed of the shuffling generator.
+
+    Returns:
+        The list of the ``epochs * ceil(N / B)`` mini-batch losses, as floats, in order.
     """
     check_int(batch_size, "batch_size B", low=1)
     check_int(epochs, "epochs", low=1)

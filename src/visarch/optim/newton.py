@@ -24,7 +24,17 @@ __all__ = ["Newton", "hessian"]
 
 
 def hessian(loss, params):
-    """The full Hessian ``[k, k]`` of the scalar ``loss`` with respect to ``params`` (flattened in order)."""
+    """The full Hessian ``[k, k]`` and the gradient of the scalar ``loss`` with respect to ``params`` (flattened).
+
+    Checked against ``torch.autograd.functional.hessian`` in ``tests/test_newton_minibatch.py``.
+
+    Args:
+        loss: a scalar tensor computed from ``params``, its graph intact.
+        params: the list of tensors (requiring gradients) to differentiate by, k entries in all.
+
+    Returns:
+        The pair ``(H, g)``, the Hessian ``[k, k]`` and the gradient ``[k]`` (detached).
+    """
     grads = torch.autograd.grad(loss, params, create_graph=True)
     flat = torch.cat([g.reshape(-1) for g in grads])  # [k], still a function of params
     rows = []
@@ -36,10 +46,15 @@ def hessian(loss, params):
 
 
 class Newton(torch.optim.Optimizer):
-    """Newton steps on all parameters at once; ``step(closure)`` needs a closure that returns the loss.
+    r"""Newton steps on all parameters at once; ``step(closure)`` needs a closure that returns the loss.
 
     The closure only has to compute the loss (no ``backward``): the step differentiates it twice.
     All parameter groups share one Hessian, so ``lr`` and ``damping`` are taken from the first group.
+
+    Args:
+        params: the parameters, or a list of parameter groups (dicts), as for a ``torch.optim`` optimizer.
+        lr: :math:`\eta`, 1 for the pure method.
+        damping: :math:`\lambda`, added to the Hessian's diagonal.
     """
 
     def __init__(self, params, lr=1.0, damping=0.0):

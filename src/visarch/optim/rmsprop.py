@@ -22,7 +22,21 @@ __all__ = ["RMSprop"]
 
 
 class RMSprop(GroupOptimizer):
-    """``torch.optim.RMSprop`` with the same arguments and defaults."""
+    r"""``torch.optim.RMSprop`` with the same arguments and defaults.
+
+    Follows ``torch.optim.RMSprop`` step for step, which ``tests/test_optim.py`` checks; the update is
+    the module docstring's.
+
+    Args:
+        params: the parameters to optimise, or a list of parameter groups (dicts), as for torch.
+        lr: :math:`\eta`.
+        alpha: the decay rate of the moving average of squared gradients (the notes' :math:`\beta`).
+        eps: :math:`\varepsilon`.
+        weight_decay: the L2 term added to the gradient.
+        momentum: :math:`\mu` of the accumulated scaled steps; 0 for none.
+        centered: divide by the estimated standard deviation :math:`\sqrt{s_t - m_t^2}`.
+        maximize: maximise the objective instead (step along the gradient).
+    """
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *,
                  maximize=False):

@@ -27,7 +27,20 @@ __all__ = ["SGD"]
 
 
 class SGD(GroupOptimizer):
-    """``torch.optim.SGD`` with the same arguments and defaults (``foreach``/``fused`` are not offered)."""
+    r"""``torch.optim.SGD`` with the same arguments and defaults (``foreach``/``fused`` are not offered).
+
+    Follows ``torch.optim.SGD`` step for step, which ``tests/test_optim.py`` checks; the update is the
+    module docstring's.
+
+    Args:
+        params: the parameters to optimise, or a list of parameter groups (dicts), as for torch.
+        lr: :math:`\eta`.
+        momentum: :math:`\mu`; 0 for plain gradient descent.
+        dampening: :math:`\tau`.
+        weight_decay: :math:`\lambda`, the L2 term added to the gradient.
+        nesterov: Nesterov momentum (needs a momentum and zero dampening).
+        maximize: maximise the objective instead (step along the gradient).
+    """
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False):
