@@ -56,9 +56,13 @@ class CheckpointNotFoundError(FileNotFoundError, ValueError):
 # --- random generators ---------------------------------------------------------------------------------
 
 def capture_rng_state() -> dict:
-    """The states of torch's CPU generator, of every CUDA device's (when CUDA is available), of Python's
-    ``random`` and of numpy's global generator, as plain data that ``torch.load(weights_only=True)``
-    reads back."""
+    """The states of every global random generator, as plain data that ``torch.load(weights_only=True)`` reads back.
+
+    Returns:
+        A dict with the states of torch's CPU generator (``"torch"``), of every CUDA device's, when CUDA is
+        available (``"cuda"``, a list), of Python's ``random`` (``"python"``) and of numpy's global
+        generator (``"numpy"``).
+    """
     # the legacy global generator is the one to save: it is what np.random.rand and friends draw from
     kind, key, pos, has_gauss, cached_gaussian = np.random.get_state()  # noqa: NPY002
     return {
@@ -90,8 +94,14 @@ def _check_rng_state(state) -> None:
 
 
 def restore_rng_state(state: dict) -> None:
-    """Set the generators to a state from :func:`capture_rng_state`.  CUDA states are restored on the
-    devices present (none on a CPU-only machine, whose dropout draws from the CPU generator)."""
+    """Set the generators to a state from :func:`~visarch.checkpoint.capture_rng_state`.
+
+    CUDA states are restored on the devices present (none on a CPU-only machine, whose dropout draws
+    from the CPU generator).  A state of another layout raises ``ValueError`` before any generator changes.
+
+    Args:
+        state: the dict :func:`~visarch.checkpoint.capture_rng_state` returned.
+    """
     _check_rng_state(state)
     torch.set_rng_state(state["torch"].cpu())  # a map_location may have moved it; the setter wants the CPU
     if torch.cuda.is_available():
@@ -143,11 +153,23 @@ def _type_name(obj) -> str:
 
 
 def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int, extra: dict | None = None) -> None:
-    """Write ``model``'s, ``optimizer``'s and ``scheduler``'s ``state_dict()``, ``epoch`` (an int >= 0,
-    the caller's count, e.g. of finished epochs), the random generators' states and ``extra`` to ``path``,
-    atomically: either the whole new checkpoint is at ``path`` afterwards, or (after any error) whatever
-    was there before, untouched.  ``extra`` holds plain data: ints, floats, strings, tensors, lists,
-    dicts (a ``torch.Generator``'s ``get_state()`` is a tensor).  The folder must exist."""
+    """Write everything a run needs to resume to ``path``, atomically.
+
+    Either the whole new checkpoint is at ``path`` afterwards, or (after any error) whatever was there
+    before, untouched.  Besides the arguments, the states of the random generators are saved
+    (:func:`~visarch.checkpoint.capture_rng_state`).  A value that ``torch.load(weights_only=True)``
+    could not read back raises ``TypeError`` before anything is written.
+
+    Args:
+        path: the file to create or replace; its folder must exist.
+        model: the ``torch.nn.Module`` whose ``state_dict()`` is saved (unwrapped from
+            ``DataParallel`` or ``DistributedDataParallel``).
+        optimizer: a ``torch.optim`` optimizer whose ``state_dict()`` is saved, or ``None``.
+        scheduler: a learning-rate scheduler whose ``state_dict()`` is saved, or ``None``.
+        epoch: an int >= 0, the caller's count, e.g. of finished epochs.
+        extra: plain data the caller needs: ints, floats, strings, tensors, lists, dicts (a
+            ``torch.Generator``'s ``get_state()`` is a tensor).
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_int(epoch, "epoch", low=0)
@@ -173,8 +195,15 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int, 
 
 
 def atomic_write(path, write) -> None:
-    """Create or replace the file ``path`` with what ``write(file)`` writes to a binary file, atomically:
-    afterwards ``path`` holds either all of it or, after any error, whatever was there before."""
+    """Create or replace the file ``path`` with what ``write(file)`` writes to a binary file, atomically.
+
+    Afterwards ``path`` holds either all of it or, after any error, whatever was there before.  The
+    bytes go to a temporary file in the same folder, which is flushed, synced and renamed over ``path``.
+
+    Args:
+        path: the file to create or replace; its folder must exist.
+        write: a function of one argument, the open binary file, that writes the contents.
+    """
     path = Path(path)
     # same folder: os.replace cannot cross file systems; "x" never clobbers, and gives the permissions any new
     # file gets (mkstemp's would be owner-only)
@@ -305,16 +334,27 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def load_checkpoint(path, *, model, optimizer=None, scheduler=None, restore_rng=True) -> dict:
-    """Load a :func:`save_checkpoint` file into ``model`` (and ``optimizer``, ``scheduler`` when given;
-    either may be omitted to load the weights only) and, with ``restore_rng``, set the random generators
-    to their saved states.  Returns ``{"epoch": int, "extra": dict}``; tensors come back on the model's
-    device (pass a generator state to ``set_state`` with ``.cpu()``).
+    """Load a :func:`~visarch.checkpoint.save_checkpoint` file into ``model`` (and ``optimizer``, ``scheduler``).
 
     Everything is checked before anything is loaded, so after an error the objects passed in are as
-    they were; the file is only read.  A missing file raises :class:`CheckpointNotFoundError` (a
-    ``ValueError`` and a ``FileNotFoundError``); a foreign, truncated or corrupt one, or one for another
-    model (other parameter names or shapes), optimizer or scheduler, a ``ValueError`` naming the path
-    and the problem."""
+    they were; the file is only read.  A missing file raises
+    :class:`~visarch.checkpoint.CheckpointNotFoundError` (a ``ValueError`` and a ``FileNotFoundError``);
+    a foreign, truncated or corrupt one, or one for another model (other parameter names or shapes),
+    optimizer or scheduler, a ``ValueError`` naming the path and the problem.
+
+    Args:
+        path: the checkpoint file.
+        model: the ``torch.nn.Module`` to load the weights into (a ``DataParallel`` or
+            ``DistributedDataParallel`` wrapper is unwrapped).
+        optimizer: the optimizer to load the saved state into, or ``None`` to leave it out (to load the
+            weights only, say); it must be of the saved optimizer's type.
+        scheduler: likewise for the learning-rate scheduler.
+        restore_rng: set the random generators to their saved states.
+
+    Returns:
+        ``{"epoch": int, "extra": dict}``, as saved.  Tensors come back on the model's device (pass a
+        generator state to ``set_state`` with ``.cpu()``).
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     path = Path(path)

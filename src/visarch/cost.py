@@ -79,8 +79,15 @@ def conv_parameters(c_in, c_out, kernel_size, *, groups=1, bias=True) -> int:
 
     .. math:: C' \cdot (C/G) \cdot F_h F_w + C' \,[\text{bias}]
 
-    ``kernel_size`` is F or (F_h, F_w). A 1D convolution with filter length F has
-    the count of ``kernel_size=(1, F)``.
+    A 1D convolution with filter length F has the count of ``kernel_size=(1, F)``.  Checked against
+    ``torch.nn.Conv2d`` in ``tests/test_cost.py``.
+
+    Args:
+        c_in: C, the input channels.
+        c_out: C', the output channels.
+        kernel_size: F or ``(F_h, F_w)``.
+        groups: G, which must divide C and C'.
+        bias: count the C' biases.
     """
     c_per_group = _check_layer(c_in, c_out, groups)
     fh, fw = pair(kernel_size, "kernel_size F", low=1)
@@ -93,9 +100,16 @@ def conv_macs(c_in, c_out, kernel_size, output_size, *, groups=1) -> int:
 
     .. math:: C' H' W' \cdot (C/G) \cdot F_h F_w
 
-    ``output_size`` is H' or (H', W'), the size of the *output* (see
-    ``visarch.functional.conv_output_size``); stride and padding enter only
-    through it.  Bias additions are not counted.
+    Stride and padding enter only through the output size.  Bias additions are not counted.  Checked
+    against ``torch.utils.flop_counter.FlopCounterMode`` in ``tests/test_cost.py``.
+
+    Args:
+        c_in: C, the input channels.
+        c_out: C', the output channels.
+        kernel_size: F or ``(F_h, F_w)``.
+        output_size: H' or ``(H', W')``, the size of the *output* (see
+            :func:`~visarch.functional.conv.conv_output_size`).
+        groups: G, which must divide C and C'.
     """
     c_per_group = _check_layer(c_in, c_out, groups)
     fh, fw = pair(kernel_size, "kernel_size F", low=1)
@@ -108,8 +122,14 @@ def separable_conv_parameters(c_in, c_out, kernel_size, *, multiplier=1, bias=Tr
 
     .. math:: mC F_h F_w + C' m C \;+\; (mC + C') \,[\text{bias}]
 
-    ``multiplier`` is the channel multiplier m of the depthwise layer
-    (``groups=C``, ``C * m`` output channels); ``bias`` applies to both layers.
+    Checked against the two ``torch.nn.Conv2d`` layers in ``tests/test_cost.py``.
+
+    Args:
+        c_in: C, the input channels.
+        c_out: C', the output channels of the pointwise layer.
+        kernel_size: the depthwise filter, F or ``(F_h, F_w)``.
+        multiplier: the channel multiplier m of the depthwise layer (``groups=C``, ``C * m`` output channels).
+        bias: count the biases of both layers.
     """
     c_mid = c_in * check_int(multiplier, "channel multiplier m", low=1)
     return conv_parameters(c_in, c_mid, kernel_size, groups=c_in, bias=bias) + conv_parameters(
@@ -122,8 +142,14 @@ def separable_conv_macs(c_in, c_out, kernel_size, output_size, *, multiplier=1) 
 
     .. math:: H' W' \left(mC F_h F_w + C' m C\right)
 
-    ``output_size`` (H', W') is the output of the depthwise layer, which the
-    pointwise layer keeps.
+    Checked against ``torch.utils.flop_counter.FlopCounterMode`` in ``tests/test_cost.py``.
+
+    Args:
+        c_in: C, the input channels.
+        c_out: C', the output channels of the pointwise layer.
+        kernel_size: the depthwise filter, F or ``(F_h, F_w)``.
+        output_size: H' or ``(H', W')``, the output of the depthwise layer, which the pointwise layer keeps.
+        multiplier: the channel multiplier m of the depthwise layer.
     """
     c_mid = c_in * check_int(multiplier, "channel multiplier m", low=1)
     return conv_macs(c_in, c_mid, kernel_size, output_size, groups=c_in) + conv_macs(
@@ -132,8 +158,10 @@ def separable_conv_macs(c_in, c_out, kernel_size, output_size, *, multiplier=1) 
 
 
 def parameter_count(module) -> int:
-    """The number of entries in ``module``'s parameters, a parameter shared by several submodules
-    counted once (as ``module.parameters()`` yields it once); works on the ``meta`` device."""
+    """The number of entries in ``module``'s parameters, a parameter shared by several submodules counted once.
+
+    ``module.parameters()`` yields a shared parameter once; the count works on the ``meta`` device.
+    """
     return sum(p.numel() for p in module.parameters())
 
 
@@ -144,6 +172,11 @@ def model_macs(model, input_size, *, device="meta") -> int:
     per multiply-accumulate of a convolution, linear layer or matrix product.  With the default
     ``device="meta"`` the model must have been built on the meta device (``with torch.device("meta")``):
     no memory is allocated and no arithmetic is done.  The model is put in eval mode.
+
+    Args:
+        model: the ``torch.nn.Module``.
+        input_size: the shape of the input batch, e.g. ``(1, 3, 224, 224)`` for ``[N, C, H, W]``.
+        device: where the input is made, ``"meta"`` or the model's device.
     """
     if not isinstance(input_size, (tuple, list)) or not all(isinstance(n, int) and n > 0 for n in input_size):
         raise ValueError(f"input_size must be a tuple of positive ints, got {input_size!r}")
@@ -151,10 +184,12 @@ def model_macs(model, input_size, *, device="meta") -> int:
 
 
 def forward_macs(fn, *args, **kwargs) -> int:
-    """Multiply-accumulates that ``FlopCounterMode`` counts while ``fn(*args, **kwargs)`` runs once without
-    autograd: half its FLOPs, two per multiply-accumulate of a convolution, linear layer or matrix product
+    """Multiply-accumulates that ``FlopCounterMode`` counts while ``fn(*args, **kwargs)`` runs once without autograd.
+
+    That is half its FLOPs, two per multiply-accumulate of a convolution, linear layer or matrix product
     (elementwise work is not counted).  ``fn`` is a module or any function of tensors, real or on the meta
-    device; a module keeps its train or eval mode."""
+    device, called with ``args`` and ``kwargs``; a module keeps its train or eval mode.
+    """
     if not callable(fn):
         raise TypeError(f"fn must be a module or a function, got {type(fn).__name__}")
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

@@ -47,8 +47,12 @@ TEST_PHOTOGRAPH = "camera"  #: the cameraman, 512 x 512, never cut into training
 def digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """The book's fixed split of scikit-learn's digits: ``(images, labels)``.
 
-    ``images`` is ``[N, 1, 8, 8]`` float32 in [0, 1] (intensities divided by 16), ``labels``
-    is ``[N]`` int64 in 0..9; ``split`` is ``"train"`` (N = 1347) or ``"test"`` (N = 450).
+    Args:
+        split: ``"train"`` (N = 1347) or ``"test"`` (N = 450).
+
+    Returns:
+        ``(images, labels)``, with ``images`` ``[N, 1, 8, 8]`` float32 in [0, 1] (intensities divided
+        by 16) and ``labels`` ``[N]`` int64 in 0..9.
     """
     from sklearn.datasets import load_digits  # imported here: only data loading needs scikit-learn
     from sklearn.model_selection import train_test_split
@@ -67,8 +71,10 @@ def digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
 def photograph(name: str) -> torch.Tensor:
     """One of scikit-image's bundled photographs, in grey: ``[1, H, W]`` float32 in [0, 1].
 
-    ``name`` is one of :data:`TRAIN_PHOTOGRAPHS` or :data:`TEST_PHOTOGRAPH`; colour pictures are
-    converted with ``skimage.color.rgb2gray`` (the ITU-R 709 luma weights).
+    Colour pictures are converted with ``skimage.color.rgb2gray`` (the ITU-R 709 luma weights).
+
+    Args:
+        name: one of :data:`~visarch.data.TRAIN_PHOTOGRAPHS` or :data:`~visarch.data.TEST_PHOTOGRAPH`.
     """
     import skimage.data  # imported here: only the photographs need scikit-image
     from skimage.color import rgb2gray
@@ -83,9 +89,17 @@ def photograph(name: str) -> torch.Tensor:
 
 
 def photo_patches(size: int = 32, *, stride: int | None = None) -> torch.Tensor:
-    """Every ``size x size`` patch, ``stride`` pixels apart (default ``size``: no overlap), of the
-    training photographs: ``[N, 1, size, size]`` float32 in [0, 1], photograph by photograph in
-    row-major order.  The test photograph is never among them."""
+    """Every ``size x size`` patch of the training photographs, ``stride`` pixels apart.
+
+    The test photograph is never among them.
+
+    Args:
+        size: the side of a patch, at most the smaller side of every training photograph.
+        stride: the distance between neighbouring patches (default ``size``, no overlap).
+
+    Returns:
+        ``[N, 1, size, size]`` float32 in [0, 1], photograph by photograph in row-major order.
+    """
     check_int(size, "size", low=1)
     stride = size if stride is None else stride
     check_int(stride, "stride", low=1)
@@ -101,11 +115,19 @@ def photo_patches(size: int = 32, *, stride: int | None = None) -> torch.Tensor:
 
 def random_shift(images: torch.Tensor, max_shift: int = 1, *, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
-    """Each image of ``[N, C, H, W]`` translated by its own random offset of at most ``max_shift``
-    pixels in each direction (uniform over the ``(2 max_shift + 1)^2`` offsets), zeros filling in.
+    """Each image translated by its own random offset of at most ``max_shift`` pixels, zeros filling in.
 
-    Offsets are drawn on the CPU from ``generator`` (default: torch's global generator, which
-    :func:`visarch.train.fit` seeds)."""
+    The offsets are uniform over the ``(2 max_shift + 1)^2`` offsets in the two directions.
+
+    Args:
+        images: ``[N, C, H, W]``.
+        max_shift: the largest shift along each axis, in pixels.
+        generator: where the offsets are drawn, on the CPU (default: torch's global generator, which
+            :func:`~visarch.train.fit` seeds).
+
+    Returns:
+        ``[N, C, H, W]``.
+    """
     check_int(max_shift, "max_shift", low=0)
     if images.dim() != 4:
         raise ValueError(f"images must be [N, C, H, W], got shape {tuple(images.shape)}")
@@ -123,12 +145,21 @@ DIRECTIONS = ("right", "left", "down", "up")  #: label k is DIRECTIONS[k]
 
 def moving_digits(split: str = "train", *, frames: int = 5, canvas: int = 12, seed: int = 0
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(videos, directions, digit_labels)``: ``videos`` is ``[4N, 1, frames, canvas, canvas]`` float32 in
-    [0, 1], ``directions`` ``[4N]`` in 0..3 (:data:`DIRECTIONS`), ``digit_labels`` ``[4N]`` in 0..9; row
-    ``4i + k`` is digit ``i`` of ``digits(split)`` moving in direction ``k``.
+    """Short grey videos of each digit moving right, left, down and up, one pixel a frame.
 
-    The digit travels ``frames - 1`` pixels, so ``canvas`` must be at least ``8 + frames - 1``; its
-    offset across the motion is drawn uniformly in ``0..canvas - 8`` from ``seed``.
+    The digit travels ``frames - 1`` pixels; its offset across the motion is drawn uniformly in
+    ``0..canvas - 8`` from ``seed``.
+
+    Args:
+        split: the digits of :func:`~visarch.data.digits`, ``"train"`` or ``"test"``.
+        frames: T, at least 2.
+        canvas: the side of every frame, at least ``8 + frames - 1``.
+        seed: the seed of the offsets across the motion.
+
+    Returns:
+        ``(videos, directions, digit_labels)``, with ``videos`` ``[4N, 1, T, canvas, canvas]`` float32 in
+        [0, 1], ``directions`` ``[4N]`` in 0..3 (:data:`~visarch.data.DIRECTIONS`) and ``digit_labels``
+        ``[4N]`` in 0..9; row ``4i + k`` is digit ``i`` of ``digits(split)`` moving in direction ``k``.
     """
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 2:
         raise ValueError(f"frames must be an int >= 2 (motion needs two frames), got {frames!r}")
@@ -239,17 +270,23 @@ def _cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def cifar10(root: str | os.PathLike, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10 from a local copy of the standard python archive: ``(images, labels)``.
 
-    ``root`` is the folder ``cifar-10-batches-py`` that ``cifar-10-python.tar.gz`` unpacks to, or the
-    folder that holds it; it must contain ``data_batch_1`` ... ``data_batch_5``, ``test_batch`` and
-    ``batches.meta``, else ``FileNotFoundError`` names the folder and the missing files.  Nothing is
-    downloaded.  ``split`` is ``"train"`` (the five data batches in order, N = 50,000) or ``"test"``
-    (N = 10,000).  ``images`` is ``[N, 3, 32, 32]`` float32 in [0, 1] (bytes divided by 255), RGB;
-    ``labels`` is ``[N]`` int64 in 0..9, indices into :func:`cifar10_classes`.
+    Nothing is downloaded.  A ``root`` without the files raises ``FileNotFoundError`` naming the folder
+    and the missing files.
 
     The batches are pickles, and a pickle can run code: load only an archive you trust.  A restricted
     unpickler builds nothing but what the archive holds and refuses any other global; that, a file that
     is not a pickle, or contents of the wrong shape, dtype or label range raise ``ValueError`` naming
     the file.
+
+    Args:
+        root (``str`` or ``os.PathLike``): the folder ``cifar-10-batches-py`` that
+            ``cifar-10-python.tar.gz`` unpacks to, or the folder that holds it; it must contain
+            ``data_batch_1`` ... ``data_batch_5``, ``test_batch`` and ``batches.meta``.
+        split: ``"train"`` (the five data batches in order, N = 50,000) or ``"test"`` (N = 10,000).
+
+    Returns:
+        ``(images, labels)``, with ``images`` ``[N, 3, 32, 32]`` float32 in [0, 1] (bytes divided by
+        255), RGB, and ``labels`` ``[N]`` int64 in 0..9, indices into :func:`~visarch.data.cifar10_classes`.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -262,8 +299,11 @@ def cifar10(root: str | os.PathLike, split: str = "train") -> tuple[torch.Tensor
 
 
 def cifar10_classes(root: str | os.PathLike) -> tuple[str, ...]:
-    """The ten class names of a local CIFAR-10 archive (``b"label_names"`` of ``batches.meta``), in label
-    order: ``("airplane", "automobile", ...)``.  ``root`` and the errors are as for :func:`cifar10`."""
+    """The ten class names of a local CIFAR-10 archive, in label order: ``("airplane", "automobile", ...)``.
+
+    They are ``b"label_names"`` of ``batches.meta``; ``root`` and the errors are as for
+    :func:`~visarch.data.cifar10`.
+    """
     path = _cifar10_folder(root) / _CIFAR_META
     names = _cifar10_unpickle(path).get(b"label_names")
     if not (isinstance(names, list) and len(names) == _CIFAR_CLASSES

@@ -29,7 +29,16 @@ def psnr(estimate: torch.Tensor, reference: torch.Tensor, *, peak: float = 1.0) 
 
     The error is summed in float64 whatever the inputs' dtype, so a float32 image and its
     float64 copy score alike.  Values outside [0, peak] are compared as they are: clamp the
-    estimate first where the display would clip it.  Identical tensors give ``math.inf``.
+    estimate first where the display would clip it.  Checked against scikit-image's
+    ``peak_signal_noise_ratio`` in ``tests/test_metrics.py``.
+
+    Args:
+        estimate: floating point, e.g. a denoised image ``[C, H, W]`` or a batch ``[N, C, H, W]``.
+        reference: the clean values, of the same shape.
+        peak: p, the peak of the intensity range (1 for images in [0, 1]).
+
+    Returns:
+        The PSNR in dB; ``math.inf`` for identical tensors.
     """
     for name, t in (("estimate", estimate), ("reference", reference)):
         if not isinstance(t, torch.Tensor):

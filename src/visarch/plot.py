@@ -34,7 +34,17 @@ def conv_arithmetic(size, kernel_size, stride=1, padding=0, *, windows=3):
 
     Left: the padded input (padding in grey); the first ``windows`` filter
     positions of the top row are outlined. Right: the output, each cell
-    coloured like the window that produces it.  Returns the figure.
+    coloured like the window that produces it.
+
+    Args:
+        size: Z, the side of the input.
+        kernel_size: F, the filter size.
+        stride: S, the stride.
+        padding: P, the zero padding on every edge.
+        windows: how many filter positions to outline (at most 4).
+
+    Returns:
+        The ``matplotlib`` figure.
     """
     out = conv_output_size(size, kernel_size, stride, padding)
     padded = size + 2 * padding
@@ -63,10 +73,14 @@ def conv_arithmetic(size, kernel_size, stride=1, padding=0, *, windows=3):
 def channel_connectivity(masks):
     """Which input channels each output channel reads, one panel per layer.
 
-    ``masks`` maps a panel title to a boolean ``[C', C]`` matrix (a tensor or nested
-    lists): entry ``(o, c)`` is true when output channel ``o`` depends on input
-    channel ``c``.  Row ``o`` is drawn at the top for ``o = 0``, columns left to
-    right; connected cells are filled.  Returns the figure.
+    Row ``o`` is drawn at the top for ``o = 0``, columns left to right; connected cells are filled.
+
+    Args:
+        masks: maps a panel title to a boolean ``[C', C]`` matrix (a tensor or nested lists) whose
+            entry ``(o, c)`` is true when output channel ``o`` depends on input channel ``c``.
+
+    Returns:
+        The ``matplotlib`` figure.
     """
     masks = {title: mask.tolist() if hasattr(mask, "tolist") else mask for title, mask in masks.items()}
     fig, axes = plt.subplots(1, len(masks), figsize=(2.5 * len(masks), 3.0), squeeze=False)
@@ -82,10 +96,17 @@ def channel_connectivity(masks):
 def receptive_field_maps(maps, spans=None, *, cmap="viridis", size=2.4):
     """Input-gradient maps side by side, with the theoretical receptive field outlined.
 
-    ``maps`` maps a panel title to a ``[H, W]`` tensor of gradient magnitudes (row 0 at
-    the top); ``spans`` maps the same titles to ``((first_row, last_row), (first_col,
-    last_col))``, drawn as a dashed white rectangle; pixels where the map is zero are
-    drawn black, so holes in the support stay visible.  Returns the figure.
+    Pixels where a map is zero are drawn black, so holes in the support stay visible.
+
+    Args:
+        maps: maps a panel title to a ``[H, W]`` tensor of gradients (row 0 at the top), drawn as magnitudes.
+        spans: maps the same titles to ``((first_row, last_row), (first_col, last_col))``, drawn as a
+            dashed white rectangle; or ``None``.
+        cmap: the colormap's name.
+        size: the side of one panel, in inches.
+
+    Returns:
+        The ``matplotlib`` figure.
     """
     fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps), size + 0.4), squeeze=False)
     for ax, (title, grad) in zip(axes[0], maps.items(), strict=True):
@@ -109,9 +130,17 @@ def transposed_conv_input(size, kernel_size, stride=1, padding=0, output_padding
     Left: the Z x Z input pixels (blue) with S-1 inserted zeros between neighbours
     (orange) and F-1-P zeros of padding on every edge, plus ``output_padding`` more
     at the bottom and right (grey); the first position of the flipped F x F filter
-    is outlined.  Right: the output, of side (Z-1)S+F-2P+output_padding.  Needs
-    P <= F-1 (the notes' condition), so that the edge padding is not negative.
-    Returns the figure.
+    is outlined.  Right: the output, of side (Z-1)S+F-2P+output_padding.
+
+    Args:
+        size: Z, the side of the input.
+        kernel_size: F, the filter size.
+        stride: S, the stride.
+        padding: P, at most F-1 (the notes' condition), so that the edge padding is not negative.
+        output_padding: extra rows and columns at the bottom and right, smaller than S.
+
+    Returns:
+        The ``matplotlib`` figure.
     """
     from visarch.functional.transposed import conv_transpose_output_size
 
@@ -148,9 +177,18 @@ def normalization_axes(n=4, c=6, pixels=4, *, groups=2, entry=(3, 0)):
 
     After Wu and He (2018, figure 2): batch norm shades the entry's channel across the batch
     and the pixels, layer norm its example, instance norm its example and channel, group norm
-    its example and the group of channels it belongs to (of ``groups``).  ``entry`` is the
-    entry's ``(k, c)``, 0-based; the default, the last example and the first channel, lies on
-    the two faces the view shows.  Returns the figure.
+    its example and the group of channels it belongs to.
+
+    Args:
+        n: N, the batch size drawn.
+        c: C, the number of channels drawn.
+        pixels: the length of the H W axis drawn.
+        groups: G, the number of groups of group norm.
+        entry: the entry's ``(k, c)``, 0-based; the default, the last example and the first channel,
+            lies on the two faces the view shows.
+
+    Returns:
+        The ``matplotlib`` figure.
     """
     k0, c0 = entry
     per_group = c // groups
@@ -190,11 +228,19 @@ def _figure_and_axes(ax, figsize):
 def optimizer_paths(loss, paths, *, extent, levels=20, log_levels=True, ax=None, title=None):
     """Contours of a 2-D ``loss`` and the iterates of each optimizer drawn over them.
 
-    ``loss`` maps points ``[..., 2]`` (a tensor) to values ``[...]``; ``paths`` maps a legend label
-    to a ``[steps + 1, 2]`` tensor of iterates (as returned by
-    :func:`visarch.optim.landscapes.trajectory`); ``extent`` is ``(x_min, x_max, y_min, y_max)``.
-    With ``log_levels`` the contour levels are spaced evenly in the logarithm of the loss above
-    its smallest grid value, so a long flat valley stays visible.  Returns the figure.
+    Args:
+        loss: maps points ``[..., 2]`` (a float64 tensor) to values ``[...]``.
+        paths: maps a legend label to a ``[steps + 1, 2]`` tensor of iterates (as returned by
+            :func:`~visarch.optim.landscapes.trajectory`).
+        extent: ``(x_min, x_max, y_min, y_max)``, the region drawn.
+        levels: the number of contour levels.
+        log_levels: space the contour levels evenly in the logarithm of the loss above its smallest
+            grid value, so a long flat valley stays visible.
+        ax: the ``matplotlib`` axes to draw on (default: a new figure).
+        title: the title of the axes, or ``None``.
+
+    Returns:
+        The ``matplotlib`` figure.
     """
     x_min, x_max, y_min, y_max = extent
     xs, ys = torch.linspace(x_min, x_max, 200, dtype=torch.float64), torch.linspace(y_min, y_max, 200,
@@ -220,7 +266,16 @@ def optimizer_paths(loss, paths, *, extent, levels=20, log_levels=True, ax=None,
 def loss_curves(curves, *, xlabel="step", ylabel="loss", log=True, ax=None, title=None):
     """One line per entry of ``curves`` (label -> sequence of values), on a log scale by default.
 
-    Returns the figure.
+    Args:
+        curves: maps a legend label to a sequence of values, one per step (or epoch).
+        xlabel: the label of the horizontal axis.
+        ylabel: the label of the vertical axis.
+        log: a logarithmic vertical axis.
+        ax: the ``matplotlib`` axes to draw on (default: a new figure).
+        title: the title of the axes, or ``None``.
+
+    Returns:
+        The ``matplotlib`` figure.
     """
     fig, ax = _figure_and_axes(ax, (5.2, 3.6))
     for label, values in curves.items():
@@ -240,14 +295,23 @@ def loss_curves(curves, *, xlabel="step", ylabel="loss", log=True, ax=None, titl
 def attention_maps(images, maps, *, titles=None, cmap="magma", outline="cyan", size=1.5):
     """Attention maps over the images they were computed on, one row per image.
 
-    ``images`` is ``[N, H, W]`` (or ``[N, 1, H, W]``) grey images; ``maps`` is ``[N, M, h, w]``:
-    ``M`` maps per image on a grid of ``h x w`` patches, for instance the class token's attention
-    to each patch, per head and averaged.  The patches must tile the image (``h`` divides ``H``
-    and ``w`` divides ``W``); each patch's weight fills its ``H/h x W/w`` pixels.  The first
-    column shows the image alone; the others show each map, from zero to its own maximum so that
-    every panel uses the whole colour range, with the image's strokes outlined (the contour
-    halfway between its darkest and brightest pixel).  ``titles`` (``M`` strings) head the map
-    columns.  Returns the figure.
+    The first column shows the image alone; the others show each map, from zero to its own maximum
+    so that every panel uses the whole colour range, with the image's strokes outlined (the contour
+    halfway between its darkest and brightest pixel).  Each patch's weight fills its ``H/h x W/w``
+    pixels.
+
+    Args:
+        images: grey images ``[N, H, W]`` (or ``[N, 1, H, W]``).
+        maps: ``[N, M, h, w]``, M maps per image on a grid of ``h x w`` patches, for instance the class
+            token's attention to each patch, per head and averaged; the patches must tile the image
+            (h divides H and w divides W).
+        titles: M strings that head the map columns, or ``None``.
+        cmap: the colormap of the maps.
+        outline: the colour of the strokes' outline.
+        size: the side of one panel, in inches.
+
+    Returns:
+        The ``matplotlib`` figure.
     """
     images, maps = torch.as_tensor(images).detach().cpu(), torch.as_tensor(maps).detach().cpu()
     if images.dim() == 4 and images.shape[1] == 1:

@@ -53,10 +53,10 @@ __all__ = ["Layer", "ReceptiveField", "receptive_field", "conv_stack", "gradient
 class Layer:
     """One convolution or pooling layer along one axis: filter size F, stride S, padding P, dilation D."""
 
-    kernel_size: int
-    stride: int = 1
-    padding: int = 0
-    dilation: int = 1
+    kernel_size: int  #: F, the filter size (or pooling window)
+    stride: int = 1  #: S
+    padding: int = 0  #: P, the zeros added at each end
+    dilation: int = 1  #: D, the distance between neighbouring filter taps
 
     def __post_init__(self):
         for name, value, low in (("kernel_size F", self.kernel_size, 1), ("stride S", self.stride, 1),
@@ -73,12 +73,12 @@ class Layer:
 class ReceptiveField:
     """Receptive field of the units of one layer: size r, jump j and start s of unit 0."""
 
-    size: int
-    jump: int
-    start: int
+    size: int  #: r, the number of input pixels in the receptive field
+    jump: int  #: j, the distance in input pixels between neighbouring units
+    start: int  #: s, the first input pixel of unit 0 (negative in the zero padding)
 
     def span(self, index: int) -> tuple[int, int]:
-        """First and last input pixel of the receptive field of unit ``index``."""
+        """First and last input pixel of the receptive field of unit ``index`` (0-based), both included."""
         first = self.start + index * self.jump
         return first, first + self.size - 1
 
@@ -91,8 +91,13 @@ class ReceptiveField:
 def receptive_field(layers) -> list[ReceptiveField]:
     """Receptive field after each layer of a stack, by the recursion of the module docstring.
 
-    ``layers`` is a non-empty sequence of :class:`Layer`; entry ``l - 1`` of the result
-    belongs to layer ``l``.
+    Checked against the support of torch's input gradients in ``tests/test_receptive_field.py``.
+
+    Args:
+        layers: a non-empty sequence of :class:`~visarch.receptive_field.Layer`, first layer first.
+
+    Returns:
+        One :class:`~visarch.receptive_field.ReceptiveField` per layer; entry ``l - 1`` belongs to layer ``l``.
     """
     layers = list(layers)
     if not layers:
@@ -109,9 +114,18 @@ def receptive_field(layers) -> list[ReceptiveField]:
 
 def conv_stack(layers, *, channels: int = 1, nonlinearity: type[nn.Module] | None = None,
                bias: bool = False) -> nn.Sequential:
-    """``torch.nn.Conv2d`` layers with square filters, one per :class:`Layer`, ``channels`` wide.
+    """``torch.nn.Conv2d`` layers with square filters, one per :class:`~visarch.receptive_field.Layer`.
 
-    ``nonlinearity`` (a module class such as ``nn.ReLU``) follows every layer but the last.
+    The stack maps ``[N, channels, H, W]`` to ``[N, channels, H', W']``.
+
+    Args:
+        layers: a non-empty sequence of :class:`~visarch.receptive_field.Layer`.
+        channels: the input and output channels of every layer.
+        nonlinearity: a module class such as ``nn.ReLU``, which follows every layer but the last; or ``None``.
+        bias: whether the convolutions have biases.
+
+    Returns:
+        A ``torch.nn.Sequential``, initialised by torch's global generator.
     """
     layers = list(layers)
     if not layers:
@@ -132,12 +146,19 @@ def gradient_receptive_field(model: nn.Module, input_shape, *, inputs: torch.Ten
                              unit: tuple[int, int, int] | None = None) -> torch.Tensor:
     """Gradient of one output unit of ``model`` with respect to its input, ``[N, C, H, W]``.
 
-    ``input_shape`` is ``(C, H, W)``; ``inputs`` is a batch ``[N, C, H, W]`` of that shape
-    (default: one image of ones, in the dtype of the model's parameters). ``unit`` is
-    ``(channel, row, column)`` of the output, by default channel 0 at the centre. The
-    gradient of the sum over the batch of that unit is taken once: images of a batch do
+    The gradient of the sum over the batch of that unit is taken once: images of a batch do
     not interact in a stack of convolutions and pointwise nonlinearities, so row ``n`` of
     the result is the gradient for image ``n`` alone.
+
+    Args:
+        model: maps ``[N, C, H, W]`` to ``[N, C', H', W']``.
+        input_shape: ``(C, H, W)``.
+        inputs: a batch ``[N, C, H, W]`` of that shape (default: one image of ones, in the dtype of the
+            model's parameters).
+        unit: ``(channel, row, column)`` of the output, by default channel 0 at the centre.
+
+    Returns:
+        ``[N, C, H, W]``, the effective receptive field of the unit for each image.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -174,7 +195,14 @@ def _normalised(grad_map: torch.Tensor) -> torch.Tensor:
 
 
 def erf_std(grad_map: torch.Tensor) -> tuple[float, float]:
-    """Standard deviations (rows, columns) of the normalised magnitude of a ``[H, W]`` map."""
+    """Standard deviations (rows, columns) of the normalised magnitude of a ``[H, W]`` map.
+
+    Args:
+        grad_map: ``[H, W]``, floating point, not zero everywhere (a gradient map, say).
+
+    Returns:
+        ``(sigma_rows, sigma_cols)``, in pixels.
+    """
     if grad_map.dim() != 2:
         raise ValueError(f"the gradient map must have shape [H, W], got {list(grad_map.shape)}")
     p = _normalised(grad_map)  # [H, W], sums to 1
@@ -188,11 +216,17 @@ def erf_std(grad_map: torch.Tensor) -> tuple[float, float]:
 
 
 def gaussian_fit_r2(profile: torch.Tensor) -> float:
-    r"""R^2 of the Gaussian with the moments of a nonnegative 1D ``profile``.
+    r""":math:`R^2` of the Gaussian with the moments of a nonnegative 1D ``profile``.
 
     The Gaussian :math:`a\,e^{-(u - \mu)^2 / 2\sigma^2}` takes :math:`\mu, \sigma` from
     the normalised profile and :math:`a` by least squares;
     :math:`R^2 = 1 - \sum (\text{profile} - \text{fit})^2 / \sum (\text{profile} - \overline{\text{profile}})^2`.
+
+    Args:
+        profile: ``[L]``, floating point, with some width (not a single spike).
+
+    Returns:
+        :math:`R^2`, 1 for a perfect fit.
     """
     if profile.dim() != 1:
         raise ValueError(f"the profile must have shape [L], got {list(profile.shape)}")

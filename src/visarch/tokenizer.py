@@ -54,8 +54,16 @@ def split_words(text: str) -> list[str]:
 
 
 def digit_captions(label: int, style: str | None = None) -> list[str]:
-    """The captions of digit ``label`` (0..9) in ``style`` (default: every style, in the order of
-    ``DIGIT_TEMPLATES``): each template with the digit's name, then each with its numeral."""
+    """The captions of one digit: each template of a style with the digit's name, then each with its numeral.
+
+    Args:
+        label: the digit, 0..9.
+        style: a key of :data:`~visarch.tokenizer.DIGIT_TEMPLATES`, or ``None`` for every style, in
+            that dict's order.
+
+    Returns:
+        The captions, e.g. ``"a photo of the digit seven"``, ..., ``"a photo of the digit 7"``, ...
+    """
     check_int(label, "digit label", low=0)
     if label > 9:
         raise ValueError(f"digit label must be in 0..9, got {label}")
@@ -66,7 +74,16 @@ def digit_captions(label: int, style: str | None = None) -> list[str]:
 
 
 class WordTokenizer:
-    """Word-level tokenizer over the words of ``texts`` (see the module docstring for the id layout)."""
+    """Word-level tokenizer over the words of ``texts`` (see the module docstring for the id layout).
+
+    ``len(tokenizer)`` is the vocabulary size, the words and the three special tokens; ``vocab`` lists
+    the tokens by id and ``ids`` maps a token to its id, and ``pad_id``, ``sot_id`` and ``eot_id`` are the
+    ids of ``<pad>``, ``<sot>`` and ``<eot>``.
+
+    Args:
+        texts: the texts whose words (:func:`~visarch.tokenizer.split_words`) form the vocabulary;
+            at least one word.
+    """
 
     def __init__(self, texts: Iterable[str]):
         words = sorted({w for text in texts for w in split_words(text)})
@@ -83,7 +100,18 @@ class WordTokenizer:
         return f"WordTokenizer({len(self.vocab) - 3} words, vocabulary size {len(self)})"
 
     def encode(self, texts: str | Sequence[str], context_length: int = 77) -> torch.Tensor:
-        """``texts`` (one str or a sequence of B) -> int64 ids ``[B, context_length]``, zero-padded."""
+        """Token ids of ``texts``, each row ``<sot> w_1 ... w_m <eot>`` and zeros (``<pad>``) after.
+
+        A word outside the vocabulary, or a text of more than ``context_length - 2`` words, raises
+        ``ValueError`` naming the text.
+
+        Args:
+            texts (``str`` or a sequence of ``str``): one text, or a sequence of B of them.
+            context_length: L, the length of every row, at least 2.
+
+        Returns:
+            int64 ids ``[B, L]`` (B = 1 for one str).
+        """
         check_int(context_length, "context length", low=2)
         texts = [texts] if isinstance(texts, str) else list(texts)
         out = torch.full((len(texts), context_length), self.pad_id, dtype=torch.int64)
@@ -100,7 +128,10 @@ class WordTokenizer:
         return out
 
     def decode(self, tokens: torch.Tensor) -> list[str]:
-        """``[B, L]`` ids -> B texts: the words between start and end of text, joined by single spaces."""
+        """The B texts of ids ``[B, L]``: the words between start and end of text, joined by single spaces.
+
+        Every row must hold the end-of-text id.
+        """
         if tokens.dim() != 2:
             raise ValueError(f"tokens must be [B, L], got shape {tuple(tokens.shape)}")
         texts = []

@@ -48,6 +48,7 @@ class History:
     metrics: dict[str, list[float]] = field(default_factory=dict)  #: what ``evaluate`` returned
 
     def record(self, loss: float, metrics: dict[str, float]) -> None:
+        """Append one epoch's mean loss and its metrics (a dict of named numbers)."""
         self.loss.append(loss)
         for name, value in metrics.items():
             self.metrics.setdefault(name, []).append(float(value))
@@ -104,16 +105,9 @@ def fit(model, loss_fn, tensors, *, epochs, batch_size, optimizer, scheduler=Non
         report=None) -> History:
     """Minimise ``loss_fn(model, *batch)`` over shuffled mini-batches of ``tensors``.
 
-    ``tensors`` is a tuple of tensors sharing their first dimension (images and labels, say); each
-    step slices the same rows of all of them, moves them to ``device`` (default:
-    :func:`default_device`) and calls ``loss_fn``, which returns a scalar loss.  ``optimizer`` is
-    built on ``model.parameters()`` (moving the model keeps those parameter objects);
-    ``scheduler``, if given, steps after every optimizer step.  A last batch smaller than
-    ``batch_size`` is dropped, so every step sees exactly ``batch_size`` examples (batch norm's
-    statistics need a known batch size).  After every epoch, ``evaluate(model)``, if given,
-    returns a dict of named numbers (a test accuracy, say) that the history records, and
-    ``on_epoch_end(epoch, optimizer)`` is called (0-based), for instance to read the optimizer's
-    state.  ``progress=True`` shows a tqdm bar over the epochs on stdout with the last loss.
+    Each step slices the same rows of all the tensors, moves them to ``device`` and calls
+    ``loss_fn``.  A last batch smaller than ``batch_size`` is dropped, so every step sees exactly
+    ``batch_size`` examples (batch norm's statistics need a known batch size).
 
     Under ``torchrun`` (see :mod:`visarch.distributed`) the same call trains data-parallel: the
     process group is joined (gloo on the CPU, NCCL on GPUs), the model is wrapped in
@@ -125,15 +119,38 @@ def fit(model, loss_fn, tensors, *, epochs, batch_size, optimizer, scheduler=Non
     that of one process up to rounding.  Process r draws its dropout masks from ``seed + r``, and batch
     norm normalises over each process's share (``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` makes
     it use the whole mini-batch); so models with either match a single process in distribution only.
-    Call :func:`visarch.distributed.cleanup` at the end of the script.
+    Call :func:`~visarch.distributed.cleanup` at the end of the script.
 
-    ``autocast_dtype=torch.bfloat16`` runs ``loss_fn`` under ``torch.autocast`` on the CPU or a GPU
-    (``torch.float16`` on a GPU only, with a gradient scaler).  With ``checkpoint`` (a path), every
-    epoch ends by saving (rank 0 only) the model, optimizer, scheduler, the shuffling and dropout
-    generators and the history with :func:`visarch.checkpoint.save_checkpoint`; ``resume=True``
-    continues from that file, if it exists, exactly as if the run had not stopped (same ``seed`` and
-    ``batch_size`` required).  ``report(epoch, history)``, if given, is called on every process
-    after each epoch's record and checkpoint, with the history so far (a command line prints it).
+    Args:
+        model: the ``torch.nn.Module``; it is moved to ``device`` and trained in place.
+        loss_fn: ``loss_fn(model, *batch)`` returns the scalar loss of one mini-batch, ``batch`` holding
+            one slice of each tensor, on ``device``.
+        tensors: a tuple of tensors sharing their first dimension N (images ``[N, C, H, W]`` and labels
+            ``[N]``, say).
+        epochs: the number of passes over the data.
+        batch_size: B, the examples of one step (over all processes), at most N.
+        optimizer: built on ``model.parameters()`` (moving the model keeps those parameter objects).
+        scheduler: a learning-rate scheduler that steps after every optimizer step, or ``None``.
+        evaluate: ``evaluate(model)`` returns a dict of named numbers (a test accuracy, say), called after
+            every epoch and recorded in the history; or ``None``.
+        seed: the seed of the shuffling and, through a private copy of torch's generator, of dropout and
+            noise drawn inside ``loss_fn``.
+        device: where the model and the batches go (default: :func:`~visarch.train.default_device`).
+        progress: show a tqdm bar over the epochs on stdout with the last loss.
+        on_epoch_end: ``on_epoch_end(epoch, optimizer)``, called after every epoch (0-based), for instance
+            to read the optimizer's state; or ``None``.
+        autocast_dtype: ``torch.bfloat16`` runs ``loss_fn`` under ``torch.autocast`` on the CPU or a GPU
+            (``torch.float16`` on a GPU only, with a gradient scaler); ``None`` computes in the model's dtype.
+        checkpoint: a path; every epoch ends by saving (rank 0 only) the model, optimizer, scheduler, the
+            shuffling and dropout generators and the history with
+            :func:`~visarch.checkpoint.save_checkpoint`.  Or ``None``.
+        resume: continue from ``checkpoint``, if it exists, exactly as if the run had not stopped (same
+            ``seed`` and ``batch_size`` required).
+        report: ``report(epoch, history)``, called on every process after each epoch's record and
+            checkpoint, with the history so far (a command line prints it); or ``None``.
+
+    Returns:
+        The :class:`~visarch.train.History`, one entry per epoch (the epochs of a resumed run included).
     """
     check_int(epochs, "epochs", low=1)
     check_int(batch_size, "batch_size", low=1)
@@ -248,10 +265,25 @@ def _cross_entropy(model, images, labels):
 
 def train_classifier(model, images, labels, *, epochs, batch_size, lr=None, momentum=0.9, weight_decay=0.0,
                      make_optimizer=None, **fit_options) -> History:
-    """:func:`fit` with cross-entropy; the optimizer is ``torch.optim.SGD(lr=lr, momentum=momentum,
-    weight_decay=weight_decay)``, or ``make_optimizer(model.parameters())`` when that is given (then
-    ``lr``, ``momentum`` and ``weight_decay`` belong to it and must not be passed here).
-    ``fit_options`` are :func:`fit`'s (``seed``, ``evaluate``, ``device``, ``progress``, ...)."""
+    """:func:`~visarch.train.fit` with cross-entropy on class scores ``[N, K]``, by default with SGD.
+
+    Args:
+        model: maps images ``[B, C, H, W]`` to class scores ``[B, K]``.
+        images: ``[N, C, H, W]``.
+        labels: ``[N]`` int64 class indices.
+        epochs: the number of passes over the data.
+        batch_size: B, the examples per step.
+        lr: the learning rate of ``torch.optim.SGD(lr=lr, momentum=momentum, weight_decay=weight_decay)``.
+        momentum: SGD's momentum.
+        weight_decay: SGD's weight decay.
+        make_optimizer: ``make_optimizer(model.parameters())`` builds the optimizer instead of SGD; then
+            ``lr``, ``momentum`` and ``weight_decay`` belong to it and must not be passed here.
+        **fit_options: the other keyword arguments of :func:`~visarch.train.fit` (``seed``, ``evaluate``,
+            ``device``, ``progress``, ...).
+
+    Returns:
+        The :class:`~visarch.train.History` of :func:`~visarch.train.fit`.
+    """
     if make_optimizer is None and lr is None:
         raise ValueError("lr is required unless make_optimizer is given")
     if make_optimizer is not None and (lr is not None or momentum != 0.9 or weight_decay != 0.0):
@@ -266,8 +298,17 @@ def train_classifier(model, images, labels, *, epochs, batch_size, lr=None, mome
 
 @torch.no_grad()
 def accuracy(model, images, labels, *, batch_size=512):
-    """Fraction of ``images`` whose highest-scoring class is the label, in evaluation mode (on the
-    model's device)."""
+    """Fraction of ``images`` whose highest-scoring class is the label, in evaluation mode (on the model's device).
+
+    Args:
+        model: maps images ``[B, C, H, W]`` to class scores ``[B, K]``; it is put in evaluation mode.
+        images: ``[N, C, H, W]``.
+        labels: ``[N]`` class indices.
+        batch_size: the images scored at once.
+
+    Returns:
+        The accuracy, a float in [0, 1].
+    """
     model.eval()
     device = next(model.parameters(), torch.empty(0)).device  # a parameter-free model runs on the CPU
     correct = sum(int((model(images[i:i + batch_size].to(device)).argmax(1).cpu()
@@ -378,8 +419,9 @@ def _plot_curve(path: Path, history: History, title: str) -> None:
 
 
 def main(argv=None) -> History:
-    """The command line (``argv`` defaults to ``sys.argv[1:]``); returns the run's history.
+    """The command line ``python -m visarch.train``; returns the run's history.
 
+    ``argv`` is the list of arguments (default ``sys.argv[1:]``); ``--help`` lists them.
     ``metrics.jsonl`` holds one object per epoch: ``epoch`` (from 1), ``loss`` (mean training loss),
     ``test_accuracy`` and ``seconds`` (wall time from the end of the previous epoch's evaluation, or
     from the start, to the end of this epoch's training).  Under ``torchrun``, rank 0 writes the files
