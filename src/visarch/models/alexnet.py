@@ -64,7 +64,14 @@ class AlexNetConfig:
 
 
 class AlexNet(nn.Module):
-    """``[B, C, H, W] -> [B, num_classes]`` for ``H, W >= 63``."""
+    """AlexNet as one tower: class scores ``[B, num_classes]`` for images ``[B, C, H, W]``, ``H, W >= 63``.
+
+    The layers and their shapes are in the module docstring; images smaller than
+    :data:`~visarch.models.alexnet.MIN_SIZE` are refused with a ``ValueError``.
+
+    Args:
+        config: filters, hidden width, dropout and class count; the defaults are torchvision's layout.
+    """
 
     def __init__(self, config: AlexNetConfig):
         super().__init__()

@@ -64,7 +64,7 @@ class CLIPConfig:
     embed_dim: int = 512  #: d_e, the joint embedding space of images and texts
     image_size: int = 224  #: H = W of the input images
     in_channels: int = 3  #: C
-    patch_size: int = 32  #: p: the "/32" of ViT-B/32
+    patch_size: int = 32  #: p, the "/32" of ViT-B/32
     vision_width: int = 768  #: D_img, the ViT's width
     vision_layers: int = 12  #: blocks of the image encoder
     vision_heads: int = 12  #: heads of the image encoder (width / 64 in the release)
@@ -100,14 +100,28 @@ class CLIPConfig:
 
 
 class QuickGELU(nn.Module):
-    r"""``x * sigmoid(1.702 x)``: the sigmoid approximation of GELU that CLIP was trained with."""
+    r"""QuickGELU, ``x * sigmoid(1.702 x)``: the sigmoid approximation of GELU that CLIP was trained with.
+
+    Elementwise, so any shape maps to the same shape.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(1.702 * x)
 
 
 def image_encoder(config: CLIPConfig) -> ViT:
-    """The ViT of ``config``, turned into CLIP's image encoder: ``[B, C, H, W] -> [B, d_e]``."""
+    """The ViT of ``config``, turned into CLIP's image encoder: ``[B, C, H, W] -> [B, d_e]``.
+
+    A :class:`~visarch.models.vit.ViT` with learned position embeddings and the LayerNorm on the embedded
+    sequence, then CLIP's changes: a patch embedding without bias, QuickGELU in the MLPs, and a linear
+    projection without bias to ``d_e`` as the head.
+
+    Args:
+        config: the image size, patch size and the ``vision_*`` sizes; ``embed_dim`` is d_e.
+
+    Returns:
+        The image encoder.
+    """
     c = config
     vit = ViT(ViTConfig(image_size=c.image_size, patch_size=c.patch_size, in_channels=c.in_channels,
                         dim=c.vision_width, depth=c.vision_layers, heads=c.vision_heads,
@@ -121,14 +135,31 @@ def image_encoder(config: CLIPConfig) -> ViT:
 
 
 class CausalBlock(EncoderBlock):
-    """The ViT's pre-norm block with QuickGELU and a causal mask: token t attends to tokens <= t."""
+    """The ViT's pre-norm block with QuickGELU and a causal mask: token t attends to tokens <= t.
+
+    Maps ``[B, T, D]`` to ``[B, T, D]``, as :class:`~visarch.models.vit.EncoderBlock`.
+
+    Args:
+        dim: D.
+        heads: K.
+        mlp_dim: hidden width of the MLP.
+        eps: LayerNorm epsilon.
+    """
 
     def __init__(self, dim: int, heads: int, mlp_dim: int, *, eps: float = 1e-5):
         super().__init__(dim, heads, mlp_dim, eps=eps)
         self.mlp[1] = QuickGELU()
 
     def attention(self, x: torch.Tensor, *, weights: bool = False):
-        """Causal multi-head self-attention of ``x`` ``[B, T, D]``; with ``weights``, the maps ``[B, K, T, T]``."""
+        """Causal multi-head self-attention of ``x`` ``[B, T, D]``; with ``weights``, the maps ``[B, K, T, T]``.
+
+        Args:
+            x: the normalised tokens ``[B, T, D]``.
+            weights: also return the attention maps, zero above the diagonal.
+
+        Returns:
+            ``(out, maps)``: the projected output ``[B, T, D]``, and the maps ``[B, K, T, T]`` or None.
+        """
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # [B, K, T, d]
         if weights:
@@ -141,7 +172,14 @@ class CausalBlock(EncoderBlock):
 
 
 class CLIPTextEncoder(nn.Module):
-    """Token ids ``[B, L]`` -> text features ``[B, d_e]`` at the end-of-text token (id V - 1)."""
+    """CLIP's text encoder, token ids ``[B, L]`` -> text features ``[B, d_e]`` read at the end-of-text token.
+
+    Token and position embeddings, causal blocks, a final LayerNorm, and a linear projection without bias
+    of the state at the end-of-text token (id V - 1, the largest of each row).
+
+    Args:
+        config: the ``text_*`` sizes, the context length, the vocabulary and ``embed_dim`` d_e.
+    """
 
     def __init__(self, config: CLIPConfig):
         super().__init__()
@@ -156,8 +194,10 @@ class CLIPTextEncoder(nn.Module):
         nn.init.normal_(self.pos_embedding, std=0.01)
 
     def check_tokens(self, tokens: torch.Tensor) -> None:
-        """``ValueError`` unless ``tokens`` is ``[B, L]`` integer ids, L <= context length, each row with one
-        end-of-text id V - 1 (the position the feature is read at)."""
+        """Raise ``ValueError`` unless ``tokens`` is ``[B, L]`` integer ids in 0 .. V - 1, L <= context length.
+
+        Each row must also hold exactly one end-of-text id V - 1, the position the feature is read at.
+        """
         c = self.config
         if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"tokens must be an integer tensor of ids, got "
@@ -183,8 +223,15 @@ class CLIPTextEncoder(nn.Module):
 
 
 class CLIP(nn.Module):
-    """Image encoder, text encoder and the learned logit scale; ``forward(images, tokens)`` gives
-    ``logits_per_image`` ``[B, B']`` (its transpose is ``logits_per_text``)."""
+    """CLIP: image encoder, text encoder and the learned logit scale.
+
+    ``forward(images, tokens)`` maps images ``[B, C, H, W]`` and token ids ``[B', L]`` to
+    ``logits_per_image`` ``[B, B']``, the scaled cosine similarities (its transpose is
+    ``logits_per_text``); :func:`~visarch.models.clip.contrastive_loss` scores them.
+
+    Args:
+        config: both encoders' sizes, the joint dimension d_e and the temperature's start and bound.
+    """
 
     def __init__(self, config: CLIPConfig):
         super().__init__()
@@ -212,8 +259,18 @@ class CLIP(nn.Module):
 
 
 def contrastive_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric loss on the ``[N, N]`` logits of N matching pairs (pair i on the diagonal):
-    the mean of the cross-entropies over the rows (image -> caption) and over the columns (caption -> image)."""
+    """CLIP's symmetric loss on the ``[N, N]`` logits of N matching pairs (pair i on the diagonal).
+
+    The mean of the cross-entropies over the rows (image -> caption) and over the columns
+    (caption -> image).
+
+    Args:
+        logits_per_image: the ``[N, N]`` output of :class:`~visarch.models.clip.CLIP` for N images and
+            their N captions, in the same order.
+
+    Returns:
+        The scalar loss.
+    """
     if logits_per_image.dim() != 2 or logits_per_image.shape[0] != logits_per_image.shape[1]:
         shape = tuple(logits_per_image.shape)
         detail = f"{shape[0]} images and {shape[1]} captions" if len(shape) == 2 else f"shape {shape}"

@@ -61,22 +61,23 @@ class ConvNeXtConfig:
     One field per choice; each field's comment says what it sets.
     """
 
-    depths: tuple[int, ...] = (3, 3, 9, 3)  #: blocks per stage (ConvNeXt-T; ResNet-50: 3, 4, 6, 3)
-    widths: tuple[int, ...] = (96, 192, 384, 768)  #: C_i: channels on the residual path of stage i
-    hidden_ratio: float = 4  #: channels between the two 1x1 layers / C_i (4: inverted bottleneck; 1/4: ResNet's)
-    kernel_size: int = 7  #: K of the spatial (K x K) convolution of a block (ResNet: 3)
-    depthwise: bool = True  #: the spatial convolution has one filter per channel; False: dense, as in ResNet
-    spatial_first: bool = True  #: spatial conv first, at C_i channels; False: between the 1x1s, at hidden width
-    stem: str = "patchify"  #: "patchify": 4x4 conv stride 4 + norm; "resnet": 7x7 conv stride 2, norm, act, max pool
-    stem_width: int | None = None  #: channels out of the stem; None: widths[0]
+    depths: tuple[int, ...] = (3, 3, 9, 3)  #: blocks per stage (ConvNeXt-T; ResNet-50 has 3, 4, 6, 3)
+    widths: tuple[int, ...] = (96, 192, 384, 768)  #: C_i, channels on the residual path of stage i
+    hidden_ratio: float = 4  #: channels between the two 1x1 layers / C_i (4, inverted bottleneck; 1/4, ResNet's)
+    kernel_size: int = 7  #: K of the spatial (K x K) convolution of a block (3 in ResNet)
+    depthwise: bool = True  #: the spatial convolution has one filter per channel; False makes it dense, as in ResNet
+    spatial_first: bool = True  #: spatial conv first, at C_i channels; False puts it between the 1x1s, at hidden width
+    stem: str = "patchify"  #: "patchify" (4x4 conv stride 4, norm) or "resnet" (7x7 conv stride 2, norm, act, max pool)
+    stem_width: int | None = None  #: channels out of the stem (None = widths[0])
     act: str = "gelu"  #: "gelu" or "relu"
-    norm: str = "layer"  #: "layer": layer norm over the channels of each pixel; "batch": batch norm
-    activations: str = "one"  #: "one": only between the 1x1 layers; "all": after every layer and the sum (ResNet)
-    norms: str = "one"  #: "one": only after the spatial convolution; "all": after every convolution (ResNet)
-    downsample: str = "separate"  #: "separate": norm + 2x2 stride-2 conv between stages (and norms after the
-    #                               stem and before the head); "in_block": first block strides, projection shortcut
-    layer_scale: float | None = 1e-6  #: initial gamma of the per-channel layer scale; None: no layer scale
-    drop_path: float = 0.0  #: stochastic depth rate of the last block, rising linearly from 0 (paper's T: 0.1)
+    norm: str = "layer"  #: "layer" (layer norm over the channels of each pixel) or "batch" (batch norm)
+    activations: str = "one"  #: "one" (only between the 1x1 layers) or "all" (after every layer and the sum, as ResNet)
+    norms: str = "one"  #: "one" (only after the spatial convolution) or "all" (after every convolution, as ResNet)
+    #: "separate" (norm + 2x2 stride-2 conv between stages, and norms after the stem and before the head) or
+    #: "in_block" (the first block of a stage strides and has a projection shortcut)
+    downsample: str = "separate"
+    layer_scale: float | None = 1e-6  #: initial gamma of the per-channel layer scale; None for no layer scale
+    drop_path: float = 0.0  #: stochastic depth rate of the last block, rising linearly from 0 (0.1 for the paper's T)
     in_channels: int = 3  #: colour channels of the input image
     num_classes: int = 1000  #: classes of the linear classifier
     eps: float = 1e-6  #: epsilon of the layer norms
@@ -115,7 +116,14 @@ class ConvNeXtConfig:
 
 
 class LayerNorm2d(nn.LayerNorm):
-    """``[B, C, H, W] -> [B, C, H, W]``: layer norm over the C channels of each pixel separately."""
+    """Layer norm over the C channels of each pixel separately, ``[B, C, H, W] -> [B, C, H, W]``.
+
+    ``nn.LayerNorm`` applied with the channels moved last and back; its arguments are ``nn.LayerNorm``'s.
+
+    Args:
+        normalized_shape: C.
+        eps: added to the variance.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # via [B, H, W, C]
@@ -126,8 +134,20 @@ def _norm(config: ConvNeXtConfig, channels: int) -> nn.Module:
 
 
 class ConvNeXtBlock(nn.Module):
-    """``[B, C_in, H, W] -> [B, C_out, H/S, W/S]``: spatial conv and two 1x1 layers in the order, with the
-    norms and activations, that ``config`` says; ConvNeXt's block with the default config."""
+    """A ConvNeXt block, or a step of ResNet's bottleneck towards it: ``[B, C_in, H, W] -> [B, C_out, H/S, W/S]``.
+
+    A spatial convolution and two 1x1 layers in the order, with the norms and activations, that ``config``
+    says; then the layer scale, stochastic depth, the shortcut (identity, or a strided 1x1 projection with
+    a norm when the shape changes) and, with ``activations="all"``, an activation after the sum.  With
+    the default config it is ConvNeXt's block of the module docstring.
+
+    Args:
+        config: the design choices (kernel, order, norms, activations, hidden ratio, layer scale).
+        c_in: C_in.
+        c_out: C_out; the hidden width is ``config.hidden(c_out)``.
+        stride: S, of the spatial convolution and the projection.
+        drop_path: stochastic depth probability of the residual branch.
+    """
 
     def __init__(self, config: ConvNeXtConfig, c_in: int, c_out: int, *, stride: int = 1, drop_path: float = 0.0):
         super().__init__()
@@ -166,7 +186,15 @@ class ConvNeXtBlock(nn.Module):
 
 
 class ConvNeXt(nn.Module):
-    """Stem, stages of blocks (with downsampling between them), global average pool, (norm,) linear."""
+    """ConvNeXt, or a step from ResNet-50 to it: class scores ``[B, num_classes]`` for images ``[B, C, H, W]``.
+
+    Stem, stages of blocks (with downsampling between them), global average pool, a layer norm with
+    separate downsampling, and a linear classifier.  The image must be at least the total stride on each
+    side, 32 with four stages.
+
+    Args:
+        config: the stages and every design choice of the modernisation; the defaults are ConvNeXt-T.
+    """
 
     def __init__(self, config: ConvNeXtConfig):
         super().__init__()
@@ -206,7 +234,7 @@ _RESNET50 = dict(depths=(3, 4, 6, 3), widths=(256, 512, 1024, 2048), hidden_rati
                  depthwise=False, spatial_first=False, stem="resnet", stem_width=64, act="relu", norm="batch",
                  activations="all", norms="all", downsample="in_block", layer_scale=None)
 
-#: The paper's steps from ResNet-50 to ConvNeXt-T: (name, fields changed from the previous step).
+#: The paper's steps from ResNet-50 to ConvNeXt-T, as (name, fields changed from the previous step).
 MODERNISATION: tuple[tuple[str, dict], ...] = (
     ("ResNet-50", _RESNET50),
     ("stage ratio 3:3:9:3", dict(depths=(3, 3, 9, 3))),
@@ -226,7 +254,11 @@ MODERNISATION: tuple[tuple[str, dict], ...] = (
 
 
 def modernisation_configs() -> list[tuple[str, ConvNeXtConfig]]:
-    """Each step of :data:`MODERNISATION` as a full config, the changes accumulated."""
+    """Each step of :data:`~visarch.models.convnext.MODERNISATION` as a full config, the changes accumulated.
+
+    Returns:
+        ``(name, config)`` pairs, from ResNet-50 to ConvNeXt-T.
+    """
     fields, out = {}, []
     for name, change in MODERNISATION:
         fields.update(change)

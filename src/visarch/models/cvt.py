@@ -76,9 +76,9 @@ class CvTConfig:
     dims: tuple[int, ...] = (64, 192, 384)  #: token width C of each stage (CvT-13)
     depths: tuple[int, ...] = (1, 2, 10)  #: transformer blocks per stage (CvT-13)
     heads: tuple[int, ...] = (1, 3, 6)  #: attention heads per stage (64 dimensions each in CvT-13)
-    embed_kernels: tuple[int, ...] = (7, 3, 3)  #: k_e: kernel of each stage's convolutional token embedding
-    embed_strides: tuple[int, ...] = (4, 2, 2)  #: s_e: its stride (smaller than k_e, so patches overlap)
-    embed_paddings: tuple[int, ...] = (2, 1, 1)  #: p_e: its zero padding (as the reference implementation)
+    embed_kernels: tuple[int, ...] = (7, 3, 3)  #: k_e, kernel of each stage's convolutional token embedding
+    embed_strides: tuple[int, ...] = (4, 2, 2)  #: s_e, its stride (smaller than k_e, so patches overlap)
+    embed_paddings: tuple[int, ...] = (2, 1, 1)  #: p_e, its zero padding (as the reference implementation)
     qkv_kernel: int = 3  #: kernel of the depthwise convolution in the convolutional projection (odd)
     kv_stride: int = 2  #: stride of the keys' and values' projection (the "squeeze"; 1 = none)
     mlp_ratio: float = 4.0  #: hidden width of each block's MLP as a multiple of the token width
@@ -109,11 +109,18 @@ class CvTConfig:
 
     @property
     def total_stride(self) -> int:
-        """Product of the embedding strides (16 in CvT-13): the smallest input side the model accepts."""
+        """Product of the embedding strides (16 in CvT-13), the smallest input side the model accepts."""
         return math.prod(self.embed_strides)
 
     def map_sizes(self, side: int | None = None) -> list[int]:
-        """Side of each stage's token map for a ``side`` x ``side`` image (default ``image_size``)."""
+        """Side of each stage's token map for a ``side`` x ``side`` image (default ``image_size``).
+
+        Args:
+            side: the image side; None for ``image_size``.
+
+        Returns:
+            One side per stage, ``floor((H + 2 p_e - k_e) / s_e) + 1`` applied stage after stage.
+        """
         sizes, h = [], self.image_size if side is None else side
         for k, s, p in zip(self.embed_kernels, self.embed_strides, self.embed_paddings, strict=True):
             h = (h + 2 * p - k) // s + 1
@@ -122,7 +129,19 @@ class CvTConfig:
 
 
 class ConvEmbedding(nn.Module):
-    """``[B, C, H, W] -> [B, C', H', W']``: an overlapping strided convolution, then LayerNorm over channels."""
+    """CvT's convolutional token embedding, ``[B, C, H, W] -> [B, C', H', W']``.
+
+    An overlapping strided convolution, then LayerNorm over the channels of each position;
+    ``H' = floor((H + 2 p_e - k_e) / s_e) + 1``.
+
+    Args:
+        c_in: C.
+        c_out: C', the stage's token width.
+        kernel_size: k_e.
+        stride: s_e.
+        padding: p_e.
+        eps: LayerNorm epsilon.
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, *, eps: float = 1e-5):
         super().__init__()
@@ -135,9 +154,19 @@ class ConvEmbedding(nn.Module):
 
 
 class ConvProjection(nn.Module):
-    """The token map ``[B, C, H, W]`` -> tokens ``[B, H'W', C]``: depthwise convolution (stride S, no bias),
-    batch norm, then a pointwise linear map with bias; a class token ``[B, 1, C]``, if given, skips the
-    convolution (it is not on the map), is put in front and goes through the linear map."""
+    """CvT's convolutional projection, the token map ``[B, C, H, W]`` -> tokens ``[B, H'W', C]``.
+
+    Depthwise convolution (stride S, no bias), batch norm, then a pointwise linear map with bias, with
+    ``H' = ceil(H/S)``.  ``forward(x, cls=None)``: a class token ``[B, 1, C]``, if given, skips the
+    convolution (it is not on the map), is put in front and goes through the linear map, giving
+    ``[B, 1 + H'W', C]``.
+
+    Args:
+        dim: C.
+        kernel_size: side of the depthwise kernel, odd (padded by ``kernel_size // 2``).
+        stride: S, 1 for the queries, 2 for the squeezed keys and values.
+        eps: batch norm epsilon.
+    """
 
     def __init__(self, dim: int, kernel_size: int, stride: int, *, eps: float = 1e-5):
         super().__init__()
@@ -153,8 +182,18 @@ class ConvProjection(nn.Module):
 
 
 class ConvAttention(nn.Module):
-    """Multi-head self-attention with convolutional projections on tokens ``[B, (1 +) HW, C]`` of an H x W map:
-    ``HW`` (+ 1) queries attend to the ``ceil(H/S) ceil(W/S)`` (+ 1) squeezed keys and values."""
+    """Multi-head self-attention with convolutional projections on the tokens of a map, ``[B, T, C] -> [B, T, C]``.
+
+    ``forward(x, h, w, with_cls=False)`` reads ``T = HW`` tokens (``1 + HW`` with a class token in front),
+    and its ``T`` queries attend to the ``ceil(H/S) ceil(W/S)`` (+ 1) squeezed keys and values.
+
+    Args:
+        dim: C.
+        heads: K, dividing C.
+        kernel_size: side of the depthwise kernels of the projections.
+        kv_stride: S, the stride of the keys' and values' projections.
+        eps: batch norm epsilon.
+    """
 
     def __init__(self, dim: int, heads: int, *, kernel_size: int = 3, kv_stride: int = 2, eps: float = 1e-5):
         super().__init__()
@@ -175,7 +214,19 @@ class ConvAttention(nn.Module):
 
 
 class CvTBlock(nn.Module):
-    """Pre-norm block on tokens ``[B, (1 +) HW, C]``: convolutional attention, then an MLP, each residual."""
+    """CvT's pre-norm block on the tokens of an H x W map, ``[B, T, C] -> [B, T, C]``.
+
+    Convolutional attention, then a GELU MLP, each residual; ``forward(x, h, w, with_cls=False)`` takes
+    ``T = HW`` tokens, or ``1 + HW`` with the class token in front.
+
+    Args:
+        dim: C.
+        heads: K.
+        mlp_ratio: hidden width of the MLP over C.
+        kernel_size: side of the depthwise kernels of the projections.
+        kv_stride: stride of the keys' and values' projections.
+        eps: LayerNorm and batch norm epsilon.
+    """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, *, kernel_size: int = 3, kv_stride: int = 2,
                  eps: float = 1e-5):
@@ -192,7 +243,17 @@ class CvTBlock(nn.Module):
 
 
 class CvTStage(nn.Module):
-    """``[B, C, H, W] -> ([B, C', H', W'], class token [B, 1, C'] or None)``: token embedding, blocks."""
+    """A CvT stage, ``[B, C, H, W] -> ([B, C', H', W'], class token [B, 1, C'] or None)``.
+
+    The convolutional token embedding, then the stage's blocks on the flattened map (with a learned class
+    token in front in the last stage); the map tokens are returned as a map again.
+
+    Args:
+        c_in: C, the channels of the input map (the image's in the first stage).
+        config: the model's config.
+        i: the stage's index in it, from 0.
+        with_cls: add a class token (the last stage).
+    """
 
     def __init__(self, c_in: int, config: CvTConfig, i: int, *, with_cls: bool):
         super().__init__()
@@ -217,7 +278,14 @@ class CvTStage(nn.Module):
 
 
 class CvT(nn.Module):
-    """Stages of convolutional token embedding and convolutional-projection blocks; head on the class token."""
+    """The Convolutional vision Transformer: class scores ``[B, num_classes]`` for images ``[B, C, H, W]``.
+
+    Stages of convolutional token embedding and convolutional-projection blocks; a LayerNorm and a linear
+    head on the class token.  Any ``H, W`` at least ``config.total_stride`` runs (no position embeddings).
+
+    Args:
+        config: widths, depths, heads and embedding convolutions per stage; the defaults are CvT-13.
+    """
 
     def __init__(self, config: CvTConfig):
         super().__init__()
@@ -229,7 +297,14 @@ class CvT(nn.Module):
         self.head = nn.Linear(c.dims[-1], c.num_classes)
 
     def features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """The token map of every stage, ``[B, C_i, H_i, W_i]``, and the final class token ``[B, C]``."""
+        """The token map of every stage, ``[B, C_i, H_i, W_i]``, and the final class token ``[B, C]``.
+
+        Args:
+            x: images ``[B, C_in, H, W]``.
+
+        Returns:
+            ``(maps, cls)``: the list of stage maps, and the last stage's class token before the LayerNorm.
+        """
         c = self.config
         check_image(x, in_channels=c.in_channels, min_size=c.total_stride, model="CvT",
                     why=f"the product of the token embeddings' strides, {c.total_stride}")

@@ -51,12 +51,20 @@ class DeiTConfig(ViTConfig):
 
     @property
     def tokens(self) -> int:
-        """Sequence length: class token, distillation token and H'W' patches."""
+        """Sequence length T = 2 + H'W', the class token, the distillation token and the H'W' patches."""
         return 2 + (self.image_size // self.patch_size) ** 2
 
 
 class DistilledViT(ViT):
-    """A ViT with a distillation token and a second head; ``forward`` averages the two heads."""
+    """DeiT's distilled ViT: a distillation token and a second head; ``forward`` averages the two heads.
+
+    Maps images ``[B, C, H, W]`` to the mean of the class-head and distillation-head scores,
+    ``[B, num_classes]``; :meth:`~visarch.models.deit.DistilledViT.heads` returns the two separately, for
+    :func:`~visarch.models.deit.hard_distillation_loss`.
+
+    Args:
+        config: the ViT's sizes; position embeddings are always learned.
+    """
 
     def __init__(self, config: DeiTConfig):
         super().__init__(config)
@@ -68,7 +76,14 @@ class DistilledViT(ViT):
         return torch.cat([self.class_token, self.distillation_token], dim=1).expand(batch, -1, -1)
 
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class-head and distillation-head scores, each ``[B, num_classes]`` (for the training loss)."""
+        """Class-head and distillation-head scores, each ``[B, num_classes]`` (for the training loss).
+
+        Args:
+            x: images ``[B, C, H, W]``.
+
+        Returns:
+            ``(class_scores, distillation_scores)``, from tokens 0 and 1 after the final LayerNorm.
+        """
         z = self.embed(x)
         for block in self.blocks:
             z = block(z)
@@ -82,8 +97,20 @@ class DistilledViT(ViT):
 
 def hard_distillation_loss(class_scores: torch.Tensor, distillation_scores: torch.Tensor, labels: torch.Tensor,
                            teacher_scores: torch.Tensor) -> torch.Tensor:
-    """The hard-label distillation loss: half cross-entropy of the class head against the labels,
-    half of the distillation head against the teacher's decisions (its argmax, not its probabilities)."""
+    """The hard-label distillation loss of DeiT, averaged over the batch.
+
+    Half the cross-entropy of the class head against the labels, half that of the distillation head
+    against the teacher's decisions (its argmax, not its probabilities).
+
+    Args:
+        class_scores: the class head's scores ``[B, K]``.
+        distillation_scores: the distillation head's scores ``[B, K]``.
+        labels: the true classes ``[B]``.
+        teacher_scores: the teacher's scores ``[B, K]``.
+
+    Returns:
+        The scalar loss.
+    """
     if not class_scores.shape == distillation_scores.shape == teacher_scores.shape:
         raise ValueError(f"the class, distillation and teacher scores must have one shape, got "
                          f"{tuple(class_scores.shape)}, {tuple(distillation_scores.shape)}, "

@@ -56,11 +56,11 @@ class DenseNetConfig:
     One field per choice; each field's comment says what it sets.
     """
 
-    growth_rate: int = 32  #: k: channels each dense layer adds (DenseNet-121)
+    growth_rate: int = 32  #: k, the channels each dense layer adds (DenseNet-121)
     blocks: tuple[int, ...] = (6, 12, 24, 16)  #: L of each dense block (DenseNet-121)
     init_features: int = 64  #: channels of the 7x7 stem convolution (2k in the paper)
     bottleneck: int = 4  #: the 1x1 convolution of a dense layer outputs bottleneck * k channels
-    compression: float = 0.5  #: theta: a transition keeps floor(theta * m) of its m channels
+    compression: float = 0.5  #: theta; a transition keeps floor(theta * m) of its m channels
     in_channels: int = 3  #: colour channels of the input image
     num_classes: int = 1000  #: ImageNet classes
 
@@ -78,7 +78,7 @@ class DenseNetConfig:
                 raise ValueError(f"compression theta={theta} leaves no channel of a transition's {m} inputs")
 
     def block_outputs(self) -> list[int]:
-        """Channels leaving each dense block: ``c_0 + L k``, with ``c_0`` the previous transition's output."""
+        """Channels leaving each dense block, ``c_0 + L k``, with ``c_0`` the previous transition's output."""
         outputs, c = [], self.init_features
         for i, layers in enumerate(self.blocks):
             c += layers * self.growth_rate
@@ -89,7 +89,16 @@ class DenseNetConfig:
 
 
 class DenseLayer(nn.Module):
-    """``[B, c, H, W] -> [B, k, H, W]``: BN-ReLU-Conv 1x1 (to bottleneck * k) - BN-ReLU-Conv 3x3 (to k)."""
+    r"""One dense layer :math:`H_\ell`, ``[B, c, H, W] -> [B, k, H, W]``: the k new channels only.
+
+    BN-ReLU-Conv 1x1 (to bottleneck * k) - BN-ReLU-Conv 3x3 (to k), no biases; the caller concatenates
+    its output to its input.
+
+    Args:
+        in_channels: c, all the channels of the block so far.
+        growth_rate: k.
+        bottleneck: the 1 x 1 convolution outputs ``bottleneck * k`` channels (4 in DenseNet-BC).
+    """
 
     def __init__(self, in_channels: int, growth_rate: int, bottleneck: int):
         super().__init__()
@@ -105,7 +114,17 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.Module):
-    """``[B, c_0, H, W] -> [B, c_0 + L k, H, W]``: layer ``l`` reads all ``c_0 + (l - 1) k`` channels so far."""
+    """A dense block of L layers, ``[B, c_0, H, W] -> [B, c_0 + L k, H, W]``.
+
+    Layer ``l`` reads all ``c_0 + (l - 1) k`` channels so far, and the block returns them all with the last
+    layer's k.
+
+    Args:
+        in_channels: c_0.
+        layers: L.
+        growth_rate: k.
+        bottleneck: the width factor of each layer's 1 x 1 convolution.
+    """
 
     def __init__(self, in_channels: int, layers: int, growth_rate: int, bottleneck: int):
         super().__init__()
@@ -120,7 +139,12 @@ class DenseBlock(nn.Module):
 
 
 class Transition(nn.Sequential):
-    """``[B, m, H, W] -> [B, floor(theta m), H/2, W/2]``: BN, ReLU, 1x1 convolution, 2x2 average pool."""
+    """A transition between dense blocks, ``[B, m, H, W] -> [B, m', H/2, W/2]``: BN, ReLU, 1x1 conv, 2x2 average pool.
+
+    Args:
+        in_channels: m.
+        out_channels: m', ``floor(theta m)`` in DenseNet-BC.
+    """
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(nn.BatchNorm2d(in_channels), nn.ReLU(), nn.Conv2d(in_channels, out_channels, 1, bias=False),
@@ -128,7 +152,14 @@ class Transition(nn.Sequential):
 
 
 class DenseNet(nn.Module):
-    """``[B, C, H, W] -> [B, num_classes]`` for ``H, W >= 32``."""
+    """DenseNet(-BC): class scores ``[B, num_classes]`` for images ``[B, C, H, W]``, ``H, W >= 32``.
+
+    Stem, dense blocks with transitions between them, BN and ReLU, global average pooling, linear
+    classifier; the module docstring gives DenseNet-121's shapes.
+
+    Args:
+        config: growth rate, layers per block, stem width, bottleneck, compression and class count.
+    """
 
     def __init__(self, config: DenseNetConfig):
         super().__init__()

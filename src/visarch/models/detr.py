@@ -34,9 +34,9 @@ from scipy.optimize import linear_sum_assignment
 __all__ = ["COST_BBOX", "COST_CLASS", "COST_GIOU", "NO_OBJECT_WEIGHT", "box_area", "box_cxcywh_to_xyxy",
            "generalized_box_iou", "hungarian_match", "match_cost", "set_prediction_loss"]
 
-COST_CLASS = 1.0  #: lambda_cls: weight of -p_i(c_j) in the matching cost
-COST_BBOX = 5.0  #: lambda_L1: weight of the L1 distance between boxes (matching and loss)
-COST_GIOU = 2.0  #: lambda_iou: weight of -GIoU (matching) and 1 - GIoU (loss)
+COST_CLASS = 1.0  #: lambda_cls, the weight of -p_i(c_j) in the matching cost
+COST_BBOX = 5.0  #: lambda_L1, the weight of the L1 distance between boxes (matching and loss)
+COST_GIOU = 2.0  #: lambda_iou, the weight of -GIoU (matching) and 1 - GIoU (loss)
 NO_OBJECT_WEIGHT = 0.1  #: cross-entropy weight of the "no object" class
 
 
@@ -48,19 +48,43 @@ def _check_boxes(boxes: torch.Tensor, name: str) -> None:
 
 
 def box_cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """``[n, 4]`` centre, width, height -> ``[n, 4]`` corners ``(x0, y0, x1, y1)``."""
+    """Boxes as centre, width, height ``[n, 4]`` -> corners ``(x0, y0, x1, y1)`` ``[n, 4]``.
+
+    Args:
+        boxes: ``(cx, cy, w, h)`` rows, DETR's regression targets; any leading shape ``[..., 4]`` works.
+
+    Returns:
+        The same boxes as ``(x0, y0, x1, y1)``.
+    """
     cx, cy, w, h = boxes.unbind(-1)
     return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
 
 
 def box_area(boxes: torch.Tensor) -> torch.Tensor:
-    """``[n, 4] -> [n]``: (x1 - x0)(y1 - y0)."""
+    """Areas of corner boxes, ``[n, 4] -> [n]``: (x1 - x0)(y1 - y0).
+
+    Args:
+        boxes: ``(x0, y0, x1, y1)`` rows ``[n, 4]``.
+
+    Returns:
+        The areas ``[n]``.
+    """
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
 def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``[n, 4], [m, 4] -> [n, m]``: GIoU of every pair, ``IoU - (|C| - |A u B|) / |C|`` with C the smallest
-    box enclosing both.  Boxes must have positive area (an empty union would divide by zero)."""
+    """Generalised IoU (Rezatofighi et al., 2019) of every pair of boxes, ``[n, 4], [m, 4] -> [n, m]``.
+
+    ``GIoU = IoU - (|C| - |A u B|) / |C|``, with C the smallest box enclosing both, in (-1, 1].
+    Boxes must have positive area (an empty union would divide by zero).
+
+    Args:
+        a: boxes ``(x0, y0, x1, y1)`` ``[n, 4]``.
+        b: boxes ``(x0, y0, x1, y1)`` ``[m, 4]``.
+
+    Returns:
+        The GIoU matrix ``[n, m]``.
+    """
     _check_boxes(a, "boxes a")
     _check_boxes(b, "boxes b")
     area_a, area_b = box_area(a), box_area(b)
@@ -94,8 +118,20 @@ def _check_prediction(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.T
 
 def match_cost(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
                target_boxes: torch.Tensor) -> torch.Tensor:
-    """``[N, K+1], [N, 4], [M], [M, 4] -> [N, M]``: the matching cost of prediction i with target j,
-    ``-1 p_i(c_j) + 5 |b_j - b_i|_1 - 2 GIoU(b_j, b_i)``."""
+    """The matching cost of every prediction with every target, ``[N, M]``.
+
+    The cost of prediction i with target j is ``-1 p_i(c_j) + 5 |b_j - b_i|_1 - 2 GIoU(b_j, b_i)``, with
+    ``p_i`` the softmax of the logits.
+
+    Args:
+        logits: class scores of the N predictions ``[N, K + 1]``, the last column for "no object".
+        boxes: their boxes ``(x0, y0, x1, y1)`` ``[N, 4]``.
+        labels: the classes of the M targets ``[M]``, in ``0 .. K - 1``, with M <= N.
+        target_boxes: their boxes ``[M, 4]``.
+
+    Returns:
+        The cost matrix ``[N, M]``.
+    """
     _check_prediction(logits, boxes, labels, target_boxes)
     prob = logits.softmax(-1)  # [N, K+1]
     return (-COST_CLASS * prob[:, labels] + COST_BBOX * torch.cdist(boxes, target_boxes, p=1)
@@ -103,8 +139,17 @@ def match_cost(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
 
 
 def hungarian_match(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[N, M]`` cost with N >= M -> ``(rows [M], cols [M])``: the prediction matched to each target,
-    minimising the summed cost (scipy's ``linear_sum_assignment``), sorted by target."""
+    """The one-to-one matching of predictions to targets with the least total cost (Hungarian algorithm).
+
+    Solved by scipy's ``linear_sum_assignment``.
+
+    Args:
+        cost: the cost matrix ``[N, M]``, N predictions by M <= N targets.
+
+    Returns:
+        ``(rows, cols)``, each ``[M]`` (int64): prediction ``rows[k]`` is matched to target ``cols[k]``,
+        sorted by target.
+    """
     if cost.dim() != 2 or cost.shape[0] < cost.shape[1]:
         raise ValueError(f"cost must be [N, M] with N queries >= M targets, got {list(cost.shape)}")
     rows, cols = linear_sum_assignment(cost.detach().cpu().double().numpy())
@@ -114,8 +159,21 @@ def hungarian_match(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def set_prediction_loss(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
                         target_boxes: torch.Tensor) -> torch.Tensor:
-    """DETR's loss for one image: weighted cross-entropy over all N predictions (class index K is
-    no-object, weight 0.1) + (5 L1 + 2 (1 - GIoU)) summed over matched boxes and divided by max(M, 1)."""
+    """DETR's set prediction loss for one image, after the Hungarian matching.
+
+    A weighted cross-entropy over all N predictions (unmatched ones against class index K, "no object",
+    with weight 0.1), plus ``5 L1 + 2 (1 - GIoU)`` summed over the matched boxes and divided by M (no box
+    term when M = 0).
+
+    Args:
+        logits: class scores of the N predictions ``[N, K + 1]``.
+        boxes: their boxes ``(x0, y0, x1, y1)`` ``[N, 4]``.
+        labels: the classes of the M targets ``[M]``.
+        target_boxes: their boxes ``[M, 4]``.
+
+    Returns:
+        The scalar loss.
+    """
     rows, cols = hungarian_match(match_cost(logits, boxes, labels, target_boxes))
     no_object = logits.shape[1] - 1
     classes = torch.full((logits.shape[0],), no_object, dtype=torch.int64)

@@ -39,7 +39,7 @@ class DINOConfig:
 
     out_dim: int = 65536  #: K, the number of output dimensions of the projection head
     student_temp: float = 0.1  #: tau_s
-    teacher_temp: float = 0.04  #: tau_t, lower than tau_s: the teacher is sharper
+    teacher_temp: float = 0.04  #: tau_t, lower than tau_s, so the teacher is sharper
     center_momentum: float = 0.9  #: m, of the EMA that tracks the teacher's mean logits
     teacher_momentum: float = 0.996  #: lambda, of the EMA that moves the teacher's weights
 
@@ -55,13 +55,29 @@ class DINOConfig:
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:
-    """``[..., K] -> [...]``: -sum_k p_k log p_k in nats (0 log 0 = 0)."""
+    """Entropy of distributions over the last axis, ``[..., K] -> [...]``: -sum_k p_k log p_k in nats (0 log 0 = 0).
+
+    Args:
+        p: probabilities ``[..., K]``, each row summing to 1.
+
+    Returns:
+        The entropies ``[...]``.
+    """
     return -(p * p.clamp_min(1e-30).log()).sum(-1)
 
 
 class DINOLoss(nn.Module):
-    """``student [V, B, K], teacher [2, B, K] -> scalar``: the mean of H(P_t(view a), P_s(view b)) over
-    the pairs a != b (the teacher sees the first two views only); updates the center in training."""
+    """DINO's loss: the mean of H(P_t(view a), P_s(view b)) over the pairs of views a != b.
+
+    ``forward(student, teacher)`` takes the student's logits ``[V, B, K]`` for V >= 2 views and the
+    teacher's ``[2, B, K]`` for the first two (the global views) and returns a scalar.  In training mode it
+    also updates the center with the teacher's logits (see
+    :meth:`~visarch.models.dino.DINOLoss.update_center`).
+
+    Args:
+        config: K, the temperatures and the center momentum; None for the paper's defaults.
+        centering: subtract the center; False is the ablation without centering (the center stays 0).
+    """
 
     def __init__(self, config: DINOConfig | None = None, *, centering: bool = True):
         super().__init__()
@@ -70,7 +86,10 @@ class DINOLoss(nn.Module):
         self.register_buffer("center", torch.zeros(self.config.out_dim))
 
     def teacher_probs(self, teacher: torch.Tensor) -> torch.Tensor:
-        """``[..., K] -> [..., K]``: softmax((g_t - c) / tau_t), without gradient."""
+        """The teacher's centred and sharpened distributions, ``[..., K] -> [..., K]``: softmax((g_t - c) / tau_t).
+
+        No gradient flows back to the teacher's logits.
+        """
         return ((teacher.detach() - self.center) / self.config.teacher_temp).softmax(-1)
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -94,14 +113,26 @@ class DINOLoss(nn.Module):
 
     @torch.no_grad()
     def update_center(self, teacher: torch.Tensor) -> None:
-        """c <- m c + (1 - m) mean of the teacher's logits over views and batch."""
+        """Move the center, c <- m c + (1 - m) times the mean of the teacher's logits over views and batch.
+
+        Args:
+            teacher: the teacher's logits ``[..., K]``.
+        """
         batch_mean = teacher.detach().reshape(-1, teacher.shape[-1]).mean(0)
         self.center.mul_(self.config.center_momentum).add_(batch_mean, alpha=1 - self.config.center_momentum)
 
 
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, momentum: float = 0.996) -> None:
-    """theta_t <- lambda theta_t + (1 - lambda) theta_s for every parameter (buffers are copied)."""
+    """Move the teacher towards the student, theta_t <- lambda theta_t + (1 - lambda) theta_s, in place.
+
+    Every parameter is updated so; buffers (such as batch norm's statistics) are copied from the student.
+
+    Args:
+        teacher: the teacher network, changed in place.
+        student: a network of the same architecture.
+        momentum: lambda, in [0, 1].
+    """
     if not 0 <= momentum <= 1:
         raise ValueError(f"teacher momentum lambda must be in [0, 1], got {momentum!r}")
     t_params, s_params = list(teacher.parameters()), list(student.parameters())

@@ -77,8 +77,8 @@ class EfficientNetConfig:
     One field per choice; each field's comment says what it sets.
     """
 
-    width_mult: float = 1.0  #: w: a layer of c channels gets make_divisible(w * c, 8)
-    depth_mult: float = 1.0  #: d: a stage of L layers gets ceil(d * L)
+    width_mult: float = 1.0  #: w; a layer of c channels gets make_divisible(w * c, 8)
+    depth_mult: float = 1.0  #: d; a stage of L layers gets ceil(d * L)
     resolution: int = 224  #: input side the network is scaled for (224 r); any side >= 32 runs
     dropout: float = 0.2  #: dropout before the linear classifier
     stochastic_depth: float = 0.2  #: block i of N drops its residual branch with probability stochastic_depth * i / N
@@ -123,8 +123,21 @@ class EfficientNetConfig:
 
 
 class MBConv(nn.Module):
-    """``[B, c, H, W] -> [B, c', H/s, W/s]``: expand (t > 1), depthwise k x k with stride s, squeeze-and-excitation,
-    linear projection; stochastic depth and the residual when the shapes agree."""
+    """EfficientNet's MBConv block, ``[B, c, H, W] -> [B, c', H/s, W/s]``.
+
+    A 1x1 expansion to t c channels (if t > 1), a k x k depthwise convolution with stride s, both with
+    batch norm and SiLU, squeeze-and-excitation to ``max(1, c // 4)`` channels, and a linear 1x1
+    projection with batch norm; when the shapes agree (s = 1 and c = c') the input is added back, the
+    branch passing through stochastic depth first.
+
+    Args:
+        c_in: c.
+        c_out: c'.
+        kernel: k, odd.
+        stride: s.
+        expand_ratio: t.
+        drop: stochastic depth probability of the residual branch.
+    """
 
     def __init__(self, c_in: int, c_out: int, *, kernel: int, stride: int, expand_ratio: int, drop: float = 0.0):
         super().__init__()
@@ -142,7 +155,15 @@ class MBConv(nn.Module):
 
 
 class EfficientNet(nn.Module):
-    """Stem, MBConv stages, 1x1 head convolution, global average pool, dropout, linear classifier."""
+    """EfficientNet: class scores ``[B, num_classes]`` for images ``[B, C, H, W]``, ``H, W >= 32``.
+
+    Stem, MBConv stages, 1x1 head convolution, global average pool, dropout, linear classifier, all
+    scaled by the config's width and depth multipliers; the drop probability of block i of N rises as
+    ``stochastic_depth * i / N``.
+
+    Args:
+        config: multipliers, the stages of table 1, dropout, stochastic depth and class count.
+    """
 
     def __init__(self, config: EfficientNetConfig):
         super().__init__()

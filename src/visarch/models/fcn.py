@@ -51,15 +51,33 @@ VARIANTS = {"32s": 32, "16s": 16, "8s": 8}  # name -> stride of the finest score
 
 
 def upsampling_geometry(factor: int) -> tuple[int, int, int]:
-    """``(kernel, stride, padding)`` of the transposed convolution that upsamples by ``factor``:
-    ``2f - f % 2``, ``f`` and ``ceil((f - 1) / 2)``, so that ``n`` inputs give exactly ``n f`` outputs."""
+    """``(kernel, stride, padding)`` of the transposed convolution that upsamples by ``factor``.
+
+    They are ``2f - f % 2``, ``f`` and ``ceil((f - 1) / 2)``, so that ``n`` inputs give exactly ``n f`` outputs.
+
+    Args:
+        factor: f, a positive int.
+
+    Returns:
+        ``(kernel, stride, padding)``.
+    """
     check_positive_int("upsampling factor f", factor)
     return 2 * factor - factor % 2, factor, factor // 2  # f // 2 = ceil((f - 1) / 2)
 
 
 def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
-    """The ``[channels, channels, K, K]`` weight of a ``ConvTranspose2d`` (kernel ``K`` from
-    :func:`upsampling_geometry`) that upsamples every channel on its own by bilinear interpolation."""
+    """The weight of a ``ConvTranspose2d`` that upsamples every channel on its own by bilinear interpolation.
+
+    Channel c reads only channel c, through the separable hat :math:`h(a)h(b)` of the module docstring.
+
+    Args:
+        channels: input and output channels of the transposed convolution.
+        factor: f, the upsampling factor.
+
+    Returns:
+        The weight ``[channels, channels, K, K]``, with K from
+        :func:`~visarch.models.fcn.upsampling_geometry`.
+    """
     check_positive_int("channels", channels)
     kernel, _, _ = upsampling_geometry(factor)
     centre = (kernel - 1) / 2
@@ -71,13 +89,22 @@ def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
 
 def convolutionalize(classifier: nn.Module, feature_shape: tuple[int, int, int], *, same: bool = False
                      ) -> nn.Sequential:
-    """The convolutional twin of ``classifier``, a sequence of (optional ``Flatten``), ``Linear`` and
-    elementwise layers reading a ``[B, C, H, W] = [B, *feature_shape]`` map.
+    """The convolutional twin of ``classifier``, which reads a feature map ``[B, C, H, W]`` flattened.
 
     The first ``Linear`` becomes a ``Conv2d`` with an ``H x W`` kernel, later ones 1 x 1 convolutions,
-    with the same weights.  It returns ``[B, K, H' - H + 1, W' - W + 1]`` for a ``[B, C, H', W']`` map
-    (``[B, K, 1, 1]``, the classifier's output, for ``H' = H, W' = W``); ``same=True`` pads the first
-    convolution by ``(H - 1) / 2`` so the map keeps its size ``H' x W'`` (odd ``H, W`` only).
+    with the same weights; elementwise layers are kept.  The twin maps a ``[B, C, H', W']`` map to
+    ``[B, K, H' - H + 1, W' - W + 1]`` scores (``[B, K, 1, 1]``, the classifier's output, for
+    ``H' = H, W' = W``); ``same=True`` pads the first convolution by ``(H - 1) / 2`` so the map keeps its
+    size ``H' x W'`` (odd ``H, W`` only).
+
+    Args:
+        classifier: a ``Linear``, or a ``Sequential`` of an optional ``Flatten``, ``Linear`` layers and
+            elementwise layers (activations, dropout).
+        feature_shape: ``(C, H, W)``, the map the classifier was built for.
+        same: pad the first convolution to keep the map's size.
+
+    Returns:
+        A ``Sequential`` of ``Conv2d`` and the elementwise layers.
     """
     if len(feature_shape) != 3:
         raise ValueError(f"feature_shape must be (C, H, W), got {feature_shape!r}")
@@ -129,11 +156,19 @@ def _upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
 
 
 class FCN(nn.Module):
-    """FCN-32s, -16s or -8s on a VGG-style backbone: ``[B, C, H, W] -> [B, K, H, W]``.
+    """FCN-32s, -16s or -8s on a VGG-style backbone: class scores ``[B, K, H, W]`` for images ``[B, C, H, W]``.
 
-    ``features`` is a ``Sequential`` with five ``MaxPool2d`` layers (pool1 ... pool5, a stride of 32);
-    ``head`` reads pool5 and is typically the convolutionalised fc6 and fc7 of the classifier;
-    ``head_channels`` are its output channels (4096 for VGG-16).
+    The image sides must be multiples of 32.  The scores at stride 32 (and, for -16s and -8s, the fused
+    ones at strides 16 and 8) are upsampled to the image's size by a fixed bilinear transposed convolution.
+    :meth:`~visarch.models.fcn.FCN.from_vgg` builds the paper's network from a
+    :class:`~visarch.models.vgg.VGG`.
+
+    Args:
+        features (torch.nn.Sequential): the backbone, with five ``MaxPool2d`` layers (pool1 ... pool5, stride 32).
+        head (torch.nn.Module): reads pool5; typically the convolutionalised fc6 and fc7 of the classifier.
+        head_channels: the head's output channels (4096 for VGG-16).
+        num_classes: K (21 for PASCAL VOC).
+        variant: ``"32s"``, ``"16s"`` or ``"8s"``.
     """
 
     def __init__(self, features: nn.Sequential, head: nn.Module, head_channels: int, *, num_classes: int = 21,
@@ -163,7 +198,15 @@ class FCN(nn.Module):
         self.register_buffer("final_kernel", bilinear_kernel(num_classes, stride))  # fixed, not learned
 
     def score_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The class scores at each stride this variant computes, coarsest first, before the final upsampling."""
+        """The class scores at each stride this variant computes, coarsest first, before the final upsampling.
+
+        Args:
+            x: images ``[B, C, H, W]``, ``H`` and ``W`` multiples of 32.
+
+        Returns:
+            ``{"stride 32": [B, K, H/32, W/32]}``, plus ``"stride 16"`` ``[B, K, H/16, W/16]`` for -16s and -8s
+            and ``"stride 8"`` ``[B, K, H/8, W/8]`` for -8s.
+        """
         check_image(x, in_channels=self.in_channels, min_size=32, model=f"FCN-{self.variant}")
         if x.shape[2] % 32 or x.shape[3] % 32:
             raise ValueError(f"FCN-{self.variant}: image sides must be multiples of the total stride 32 "
@@ -184,8 +227,16 @@ class FCN(nn.Module):
 
     @classmethod
     def from_vgg(cls, vgg: nn.Module, *, num_classes: int = 21, variant: str = "8s") -> FCN:
-        """The paper's construction: VGG's convolutions, its fc6 and fc7 convolutionalised (fc6 padded to
-        keep ``H/32``), its 1000-way fc8 replaced by 1 x 1 score layers."""
+        """The paper's construction: VGG's convolutions, its fc6 and fc7 convolutionalised, fc8 replaced.
+
+        fc6 is padded to keep the map at ``H/32``; the 1000-way fc8 gives way to 1 x 1 score layers.  The
+        new network shares the modules of ``vgg.features`` (and so their weights); fc6 and fc7 are copies.
+
+        Args:
+            vgg: a :class:`~visarch.models.vgg.VGG`, usually trained.
+            num_classes: K.
+            variant: ``"32s"``, ``"16s"`` or ``"8s"``.
+        """
         width = next(m.out_channels for m in reversed(vgg.features) if isinstance(m, nn.Conv2d))
         head = convolutionalize(vgg.classifier[:-1], (width, vgg.config.pooled, vgg.config.pooled), same=True)
         return cls(vgg.features, head, vgg.classifier[-1].in_features, num_classes=num_classes, variant=variant)

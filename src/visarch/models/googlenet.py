@@ -48,7 +48,7 @@ from visarch.models.registry import register
 
 __all__ = ["AuxiliaryHead", "GoogLeNet", "GoogLeNetConfig", "INCEPTION_MODULES", "Inception", "googlenet_loss"]
 
-#: The paper's table 1: module -> (input channels C, n_1, r_3, n_3, r_5, n_5, n_p)
+#: The paper's table 1, module -> (input channels C, n_1, r_3, n_3, r_5, n_5, n_p)
 INCEPTION_MODULES: dict[str, tuple[int, int, int, int, int, int, int]] = {
     "3a": (192, 64, 96, 128, 16, 32, 32),
     "3b": (256, 128, 128, 192, 32, 96, 64),
@@ -74,9 +74,9 @@ class GoogLeNetConfig:
     in_channels: int = 3  #: RGB
     num_classes: int = 1000  #: ImageNet classes
     aux_logits: bool = False  #: add the two auxiliary heads on 4a and 4d (used in training only)
-    kernel_5x5: int = 3  #: filter of the "5x5" branch: 3 reproduces torchvision's count and weights, 5 the paper
+    kernel_5x5: int = 3  #: filter of the "5x5" branch; 3 reproduces torchvision's count and weights, 5 the paper
     dropout: float = 0.2  #: before the final linear layer (torchvision; the paper's table 1 has 40 %)
-    aux_dropout: float = 0.7  #: in each auxiliary head (the paper: "70 % ratio of dropped outputs")
+    aux_dropout: float = 0.7  #: in each auxiliary head (the paper's "70 % ratio of dropped outputs")
     eps: float = 1e-3  #: batch-norm epsilon of the ported weights
 
     def __post_init__(self):
@@ -92,7 +92,23 @@ class GoogLeNetConfig:
 
 
 class Inception(nn.Module):
-    """``[B, C, H, W] -> [B, n_1 + n_3 + n_5 + n_p, H, W]``: four branches, concatenated."""
+    """An Inception module, ``[B, C, H, W] -> [B, n_1 + n_3 + n_5 + n_p, H, W]``: four branches, concatenated.
+
+    The branches are a 1 x 1 convolution; a 1 x 1 reduction and a 3 x 3 convolution; a 1 x 1 reduction and
+    a "5x5" convolution; a 3 x 3 max pool (stride 1) and a 1 x 1 projection.  Every convolution is followed
+    by batch norm and ReLU.
+
+    Args:
+        in_channels: C.
+        n1: n_1, channels of the 1 x 1 branch.
+        r3: r_3, channels of the reduction before the 3 x 3 convolution.
+        n3: n_3, channels of the 3 x 3 convolution.
+        r5: r_5, channels of the reduction before the "5x5" convolution.
+        n5: n_5, channels of the "5x5" convolution.
+        pool_proj: n_p, channels of the projection after the max pool.
+        kernel_5x5: filter size of the "5x5" branch (torchvision's layout uses 3).
+        eps: batch norm's epsilon.
+    """
 
     def __init__(self, in_channels: int, n1: int, r3: int, n3: int, r5: int, n5: int, pool_proj: int, *,
                  kernel_5x5: int = 5, eps: float = 1e-3):
@@ -110,7 +126,17 @@ class Inception(nn.Module):
 
 
 class AuxiliaryHead(nn.Module):
-    """``[B, C, H, W] -> [B, num_classes]``: a small classifier on an intermediate map."""
+    """An auxiliary classifier on an intermediate map, ``[B, C, H, W] -> [B, num_classes]``.
+
+    Average pooling to 4 x 4, a 1 x 1 convolution to 128 channels (batch norm, ReLU), a linear layer
+    2048 -> 1024 with ReLU, dropout, and a linear layer to the classes.
+
+    Args:
+        in_channels: C, the channels of the map it reads (512 or 528 after 4a and 4d).
+        num_classes: outputs of the last linear layer.
+        dropout: probability of dropping a unit before it.
+        eps: batch norm's epsilon.
+    """
 
     def __init__(self, in_channels: int, num_classes: int, *, dropout: float = 0.7, eps: float = 1e-3):
         super().__init__()
@@ -126,7 +152,14 @@ class AuxiliaryHead(nn.Module):
 
 
 class GoogLeNet(nn.Module):
-    """``[B, C, H, W] -> [B, num_classes]``, or ``(main, aux1, aux2)`` in training mode with ``aux_logits``."""
+    """GoogLeNet (Inception v1): class scores ``[B, num_classes]`` for images ``[B, C, H, W]``, ``H, W >= 32``.
+
+    With ``aux_logits``, in training mode, it returns the tuple ``(main, aux1, aux2)`` of three
+    ``[B, num_classes]`` score tensors instead (see :func:`~visarch.models.googlenet.googlenet_loss`).
+
+    Args:
+        config: input channels, classes, auxiliary heads, the "5x5" filter size, dropouts and epsilon.
+    """
 
     def __init__(self, config: GoogLeNetConfig):
         super().__init__()
@@ -172,9 +205,20 @@ class GoogLeNet(nn.Module):
 
 def googlenet_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
                    aux_weight: float = 0.3) -> torch.Tensor:
-    """Cross-entropy of the main logits plus ``aux_weight`` times that of each auxiliary head (the
-    paper's 0.3); a ``loss_fn`` for :func:`visarch.train.fit`.  Plain cross-entropy when the model
-    returns one tensor (no heads, or evaluation mode)."""
+    """Cross-entropy of the main logits plus ``aux_weight`` times that of each auxiliary head (the paper's 0.3).
+
+    A ``loss_fn`` for :func:`visarch.train.fit`.  Plain cross-entropy when the model returns one tensor (no
+    heads, or evaluation mode).
+
+    Args:
+        model: a :class:`~visarch.models.googlenet.GoogLeNet`, or any classifier.
+        images: the batch ``[B, C, H, W]``.
+        labels: class indices ``[B]``.
+        aux_weight: the weight of each auxiliary head's loss.
+
+    Returns:
+        The scalar loss.
+    """
     out = model(images)
     if isinstance(out, torch.Tensor):
         return F.cross_entropy(out, labels)

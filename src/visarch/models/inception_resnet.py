@@ -39,9 +39,18 @@ __all__ = ["InceptionResNetA", "InceptionResNetB", "InceptionResNetC", "Reductio
 
 
 def basic_conv(c_in: int, c_out: int, kernel_size, *, stride: int = 1, padding: str = "same") -> nn.Sequential:
-    """Convolution without bias, batch norm (eps 0.001, as the released model) and ReLU; ``padding`` is
-    ``"same"`` (stride 1 only) or ``"valid"`` (the figures' "V"), and ``kernel_size`` may be a
-    pair such as ``(1, 7)``."""
+    """Convolution without bias, batch norm (eps 0.001, as the released model) and ReLU, as one ``Sequential``.
+
+    Maps ``[B, C, H, W]`` to ``[B, C', H, W]`` with ``"same"`` padding, or to
+    ``[B, C', floor((H - k)/S) + 1, ...]`` with ``"valid"``.
+
+    Args:
+        c_in: C.
+        c_out: C'.
+        kernel_size: an int, or a pair such as ``(1, 7)`` for the factorised filters.
+        stride: S.
+        padding: ``"same"`` (stride 1 only) or ``"valid"`` (the figures' "V").
+    """
     return nn.Sequential(nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
                          nn.BatchNorm2d(c_out, eps=1e-3), nn.ReLU())
 
@@ -65,7 +74,15 @@ class _ResidualInception(nn.Module):
 
 
 class InceptionResNetA(_ResidualInception):
-    """Figure 16, the 35 x 35 block: three branches of 32, 32 and 64 channels."""
+    """Inception-ResNet-A (figure 16), the 35 x 35 block: three branches of 32, 32 and 64 channels.
+
+    Maps ``[B, C, H, W]`` to ``[B, C, H, W]`` as ``ReLU(x + scale * W [branches(x)])``; its method
+    ``residual`` returns the unscaled residual ``W [branches(x)]``.
+
+    Args:
+        channels: C, 384 in Inception-ResNet-v2.
+        scale: s, the factor on the residual (0.1 to 0.3 against the instability the paper reports).
+    """
 
     def __init__(self, channels: int = 384, *, scale: float = 1.0):
         super().__init__(channels, [
@@ -76,7 +93,14 @@ class InceptionResNetA(_ResidualInception):
 
 
 class InceptionResNetB(_ResidualInception):
-    """Figure 17, the 17 x 17 block: a 1 x 1 branch and a factorised 7 x 7 branch, 192 channels each."""
+    """Inception-ResNet-B (figure 17), the 17 x 17 block: a 1 x 1 and a factorised 7 x 7 branch, 192 channels each.
+
+    Maps ``[B, C, H, W]`` to ``[B, C, H, W]`` as ``ReLU(x + scale * W [branches(x)])``.
+
+    Args:
+        channels: C, 1152 after Reduction-A.
+        scale: s, the factor on the residual.
+    """
 
     def __init__(self, channels: int = 1152, *, scale: float = 1.0):
         super().__init__(channels, [
@@ -86,7 +110,14 @@ class InceptionResNetB(_ResidualInception):
 
 
 class InceptionResNetC(_ResidualInception):
-    """Figure 19, the 8 x 8 block: a 1 x 1 branch of 192 and a factorised 3 x 3 branch of 256 channels."""
+    """Inception-ResNet-C (figure 19), the 8 x 8 block: a 1 x 1 branch of 192 and a factorised 3 x 3 one of 256.
+
+    Maps ``[B, C, H, W]`` to ``[B, C, H, W]`` as ``ReLU(x + scale * W [branches(x)])``.
+
+    Args:
+        channels: C, 2144 after Reduction-B.
+        scale: s, the factor on the residual.
+    """
 
     def __init__(self, channels: int = 2144, *, scale: float = 1.0):
         super().__init__(channels, [
@@ -96,8 +127,19 @@ class InceptionResNetC(_ResidualInception):
 
 
 class ReductionA(nn.Module):
-    """Figure 7, ``[B, C, 35, 35] -> [B, C + n + m, 17, 17]``; table 1 gives Inception-ResNet-v2
-    k, l, m, n = 256, 256, 384, 384."""
+    """Reduction-A (figure 7), ``[B, C, 35, 35] -> [B, C + n + m, 17, 17]``.
+
+    A 3 x 3 max pool with stride 2, a 3 x 3 convolution with stride 2 to n channels, and a tower of 1 x 1
+    (k), 3 x 3 (l) and 3 x 3 stride-2 (m) convolutions, concatenated; the stride-2 layers are unpadded.
+    Table 1 of the paper gives Inception-ResNet-v2 ``k, l, m, n = 256, 256, 384, 384``, the defaults.
+
+    Args:
+        channels: C.
+        k: channels of the tower's 1 x 1 convolution.
+        l: channels of its first 3 x 3 convolution.
+        m: channels of its stride-2 convolution.
+        n: channels of the single stride-2 convolution.
+    """
 
     def __init__(self, channels: int = 384, *, k: int = 256, l: int = 256, m: int = 384, n: int = 384):
         super().__init__()
@@ -111,7 +153,14 @@ class ReductionA(nn.Module):
 
 
 class ReductionB(nn.Module):
-    """Figure 18, ``[B, C, 17, 17] -> [B, C + 384 + 288 + 320, 8, 8]``."""
+    """Reduction-B (figure 18), ``[B, C, 17, 17] -> [B, C + 384 + 288 + 320, 8, 8]``.
+
+    A 3 x 3 max pool with stride 2 and three towers starting with a 1 x 1 convolution to 256 channels and
+    ending in an unpadded 3 x 3 stride-2 convolution (to 384, 288 and 320 channels), concatenated.
+
+    Args:
+        channels: C, 1152 in Inception-ResNet-v2.
+    """
 
     def __init__(self, channels: int = 1152):
         super().__init__()

@@ -60,7 +60,15 @@ def _branch(channels: int, kernel: tuple[int, int], stride: int) -> nn.Sequentia
 
 
 def fuse_conv_bn(branch: nn.Sequential) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kernel ``[C, 1, kh, kw]`` and bias ``[C]`` of the convolution equal to (conv, eval-mode batch norm)."""
+    r"""Kernel ``[C, 1, kh, kw]`` and bias ``[C]`` of the convolution equal to (conv, eval-mode batch norm).
+
+    Args:
+        branch: a ``Sequential`` of a depthwise ``Conv2d`` without bias and a ``BatchNorm2d``.
+
+    Returns:
+        ``(weight, bias)``: the kernel scaled by :math:`s = \gamma / \sqrt{\sigma^2 + \epsilon}` per
+        channel, and :math:`\beta - s \mu`.
+    """
     conv, bn = branch
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # s = gamma / sqrt(var + eps), [C]
     weight = conv.weight * scale[:, None, None, None]
@@ -68,7 +76,15 @@ def fuse_conv_bn(branch: nn.Sequential) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def pad_kernel(weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``[C, 1, kh, kw] -> [C, 1, H, W]``: the kernel in the centre of a zero kernel of ``size`` (odd sizes)."""
+    """The kernel in the centre of a zero kernel of ``size``, ``[C, 1, kh, kw] -> [C, 1, H, W]``.
+
+    Args:
+        weight: the small kernel ``[C, 1, kh, kw]``.
+        size: ``(H, W)``; ``H - kh`` and ``W - kw`` must be even and not negative (odd sizes for odd kernels).
+
+    Returns:
+        The padded kernel ``[C, 1, H, W]``.
+    """
     kh, kw = weight.shape[-2:]
     dh, dw = size[0] - kh, size[1] - kw
     if dh < 0 or dw < 0 or dh % 2 or dw % 2:
@@ -120,7 +136,15 @@ class _Branched(nn.Module):
 class ReparamLargeKernelConv(_Branched):
     """RepLKNet's block: K x K depthwise conv + BN in parallel with k x k depthwise conv + BN, summed.
 
-    ``small_kernel=None`` keeps only the large branch.
+    Maps ``[B, C, H, W]`` to ``[B, C, H/S, W/S]``.  In evaluation mode, ``merged()`` returns the one K x K
+    depthwise convolution with bias that computes the same, and ``reparameterize()`` switches the module to
+    it.
+
+    Args:
+        channels: C.
+        kernel_size: K, odd.
+        small_kernel: k, odd and at most K; None keeps only the large branch.
+        stride: S.
     """
 
     def __init__(self, channels: int, kernel_size: int = 31, small_kernel: int | None = 5, *, stride: int = 1):
@@ -132,8 +156,19 @@ class ReparamLargeKernelConv(_Branched):
 class DecomposedLargeKernelConv(_Branched):
     """SLaK's block: K x N and N x K depthwise kernels and a k x k one, each with BN, summed.
 
-    With ``sparsity`` s > 0 each kernel keeps a fixed random mask that zeroes round(s * its size)
-    weights per kernel tensor (drawn from ``generator``, else the global one).
+    Maps ``[B, C, H, W]`` to ``[B, C, H/S, W/S]``.  With ``sparsity`` s > 0 each kernel keeps a fixed
+    random mask that zeroes round(s * its size) weights per kernel tensor, and a gradient hook keeps them
+    at zero.  As for :class:`~visarch.models.large_kernel.ReparamLargeKernelConv`, ``merged()`` gives the
+    equivalent K x K convolution in evaluation mode.
+
+    Args:
+        channels: C.
+        kernel_size: K, odd.
+        short: N, the short side of the two rectangular kernels, odd and at most K.
+        small_kernel: k, odd and at most K; None for no square branch.
+        stride: S.
+        sparsity: s, the share of each kernel's weights fixed at zero, in [0, 1).
+        generator: the random generator of the masks; None uses the global one.
     """
 
     def __init__(self, channels: int, kernel_size: int = 51, short: int = 5, small_kernel: int | None = 5, *,

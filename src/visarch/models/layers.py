@@ -22,8 +22,23 @@ __all__ = ["SqueezeExcitation", "StochasticDepth", "check_divisible", "check_ima
 
 def conv_bn_act(c_in: int, c_out: int, kernel_size: int, *, stride: int = 1, groups: int = 1,
                 act: type[nn.Module] | None = nn.ReLU, eps: float = 1e-5) -> nn.Sequential:
-    """``[B, C, H, W] -> [B, C', ceil(H/S), ceil(W/S)]``: a "same"-padded convolution without bias
-    (batch norm's shift would cancel it), batch norm, then ``act`` (none when ``act`` is None)."""
+    """A "same"-padded convolution without bias, batch norm, then an activation, as one ``Sequential``.
+
+    The convolution has no bias because batch norm's shift would cancel it.  With an odd kernel size the
+    block maps ``[B, C, H, W]`` to ``[B, C', ceil(H/S), ceil(W/S)]``.
+
+    Args:
+        c_in: input channels C.
+        c_out: output channels C'.
+        kernel_size: side of the square kernel; the padding is ``(kernel_size - 1) // 2`` on each side.
+        stride: S.
+        groups: channel groups of the convolution (``groups=c_in`` makes it depthwise).
+        act: activation class, called without arguments; None leaves the block linear.
+        eps: batch norm's epsilon.
+
+    Returns:
+        ``Sequential(Conv2d, BatchNorm2d, act())``, without the activation when ``act`` is None.
+    """
     layers = [nn.Conv2d(c_in, c_out, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False),
               nn.BatchNorm2d(c_out, eps=eps)]
     if act is not None:
@@ -32,7 +47,17 @@ def conv_bn_act(c_in: int, c_out: int, kernel_size: int, *, stride: int = 1, gro
 
 
 class SqueezeExcitation(nn.Module):
-    """``[B, C, H, W] -> [B, C, H, W]``: each channel scaled by a gate in (0, 1) computed from all channel means."""
+    """Squeeze-and-excitation (Hu et al., 2018): each channel scaled by a gate computed from all channel means.
+
+    Maps ``[B, C, H, W]`` to ``[B, C, H, W]``: the channel means ``[B, C, 1, 1]`` go through two 1 x 1
+    convolutions, C to :math:`C_s` and back, with ``act`` between them and a sigmoid after, and the
+    resulting gates in (0, 1) multiply the channels (the module docstring gives the formula).
+
+    Args:
+        channels: C.
+        squeeze: :math:`C_s`, the channels of the bottleneck.
+        act (type[torch.nn.Module]): activation class between the two convolutions (ReLU; SiLU in EfficientNet).
+    """
 
     def __init__(self, channels: int, squeeze: int, *, act: type[nn.Module] = nn.ReLU):
         super().__init__()
@@ -48,8 +73,15 @@ class SqueezeExcitation(nn.Module):
 
 
 class StochasticDepth(nn.Module):
-    """``[B, ...] -> [B, ...]``: in training, each image's tensor is zeroed with probability p and otherwise
-    divided by 1 - p (the draw uses the global generator, so ``torch.manual_seed`` makes it repeatable)."""
+    """Stochastic depth (Huang et al., 2016): in training, drop a residual branch for whole images at random.
+
+    Maps ``[B, ...]`` to ``[B, ...]``: in training, each image's tensor is zeroed with probability p and
+    otherwise divided by 1 - p, so its expected value is unchanged; in evaluation mode, or with p = 0, the
+    input passes unchanged.  The draw uses the global generator, so ``torch.manual_seed`` makes it repeatable.
+
+    Args:
+        p: the probability of dropping an image's branch, in [0, 1).
+    """
 
     def __init__(self, p: float):
         super().__init__()
@@ -66,42 +98,80 @@ class StochasticDepth(nn.Module):
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
-    """``value`` rounded to the nearest multiple of ``divisor``, never more than 10 % below it
-    (the rounding of MobileNetV2 and EfficientNet's channel counts)."""
+    """``value`` rounded to the nearest multiple of ``divisor``, never more than 10 % below it.
+
+    This is the rounding of MobileNetV2's and EfficientNet's channel counts: halves round up, the result is
+    at least ``divisor``, and a result more than 10 % below ``value`` is raised by one more ``divisor``.
+
+    Args:
+        value: a channel count, usually a width multiplier times a base count.
+        divisor: the multiple the result must be.
+
+    Returns:
+        The rounded channel count.
+    """
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 def check_positive(name: str, value) -> None:
-    """``ValueError`` unless ``value`` is a positive number (width multipliers, ratios, counts)."""
+    """Raise ``ValueError`` unless ``value`` is a positive number (width multipliers, ratios, counts).
+
+    Args:
+        name: what ``value`` is, for the error message.
+        value: the number to check; a bool is refused.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
 
 
 def check_positive_int(name: str, value) -> None:
-    """``ValueError`` unless ``value`` is a positive int (a bool is not one): channel counts, depths, sizes."""
+    """Raise ``ValueError`` unless ``value`` is a positive int (a bool is not one): channel counts, depths, sizes.
+
+    Args:
+        name: what ``value`` is, for the error message.
+        value: the number to check.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_probability(name: str, value) -> None:
-    """``ValueError`` unless ``value`` is a number in [0, 1): dropout and drop-path probabilities, ratios."""
+    """Raise ``ValueError`` unless ``value`` is a number in [0, 1): dropout and drop-path probabilities, ratios.
+
+    Args:
+        name: what ``value`` is, for the error message.
+        value: the number to check; a bool is refused.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 def check_divisible(channels: int, groups: int, what: str) -> None:
-    """``ValueError`` unless ``groups`` divides ``channels`` (grouped convolutions need it)."""
+    """Raise ``ValueError`` unless ``groups`` divides ``channels`` (grouped convolutions need it).
+
+    Args:
+        channels: the channel count to split.
+        groups: the number of groups; fewer than 1 is refused too.
+        what: the layer being checked, for the error message.
+    """
     if groups < 1 or channels % groups:
         raise ValueError(f"{what}: {channels} channels are not divisible by {groups} groups")
 
 
 def check_image(x: torch.Tensor, *, in_channels: int, min_size: int, model: str,
                 why: str = "the network's total stride") -> None:
-    """``ValueError`` unless ``x`` is ``[B, in_channels, H, W]`` with ``H, W >= min_size``.
+    """Raise ``ValueError`` unless ``x`` is ``[B, in_channels, H, W]`` with ``H, W >= min_size``.
 
     ``min_size`` is usually the network's total stride: a smaller image would be reduced to nothing
     before the classifier.  Where pooling windows need more (AlexNet), ``why`` says so.
+
+    Args:
+        x: the model's input.
+        in_channels: the channels C the model expects.
+        min_size: the smallest height and width it accepts.
+        model: the model's name, for the error message.
+        why: the reason for ``min_size``, for the error message.
     """
     if x.dim() != 4 or x.shape[1] != in_channels:
         raise ValueError(f"{model}: input must be [B, {in_channels}, H, W], got {tuple(x.shape)}")

@@ -60,7 +60,11 @@ class LeNet5Config:
 
 
 class LeNet5(nn.Module):
-    """``[B, C, 32, 32] -> [B, num_classes]``."""
+    """LeNet-5: class scores ``[B, num_classes]`` for images ``[B, C, 32, 32]`` (no other size fits C5).
+
+    Args:
+        config: the channels of C1, C3 and C5, the width of F6 and the class count.
+    """
 
     def __init__(self, config: LeNet5Config):
         super().__init__()

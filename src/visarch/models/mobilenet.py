@@ -77,7 +77,7 @@ TOTAL_STRIDE = 32  # five stride-2 layers in both networks
 V1_BODY = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
            (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
 
-#: table 2 of the MobileNet v2 paper: (expansion t, channels c, repeats n, stride s) per stage
+#: table 2 of the MobileNet v2 paper, (expansion t, channels c, repeats n, stride s) per stage
 V2_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
               (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
@@ -89,7 +89,7 @@ class MobileNetV1Config:
     One field per choice; each field's comment says what it sets.
     """
 
-    alpha: float = 1.0  #: width multiplier: a layer with c channels gets max(int(alpha * c), min_channels)
+    alpha: float = 1.0  #: width multiplier; a layer with c channels gets max(int(alpha * c), min_channels)
     min_channels: int = 8  #: floor on thinned layers (as in the authors' TensorFlow release)
     in_channels: int = 3  #: colour channels of the input image
     num_classes: int = 1000  #: outputs of the final linear layer (ImageNet)
@@ -105,7 +105,16 @@ class MobileNetV1Config:
 
 
 class DepthwiseSeparable(nn.Module):
-    """``[B, C, H, W] -> [B, C', H/S, W/S]``: 3x3 depthwise conv (stride S) + BN + ReLU, then 1x1 conv + BN + ReLU."""
+    """A depthwise separable convolution, ``[B, C, H, W] -> [B, C', H/S, W/S]``.
+
+    A 3x3 depthwise convolution (stride S) + BN + ReLU filters each channel on its own, then a 1x1
+    convolution + BN + ReLU mixes the channels.
+
+    Args:
+        c_in: C.
+        c_out: C'.
+        stride: S.
+    """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1):
         super().__init__()
@@ -117,7 +126,14 @@ class DepthwiseSeparable(nn.Module):
 
 
 class MobileNetV1(nn.Module):
-    """Standard 3x3 convolution with stride 2, 13 depthwise separable blocks, average pool, linear layer."""
+    """MobileNet v1: class scores ``[B, num_classes]`` for images ``[B, C, H, W]``, ``H, W >= 32``.
+
+    A standard 3x3 convolution with stride 2, 13 depthwise separable blocks, global average pooling and a
+    linear layer; the last map is ``[B, 1024 alpha, H/32, W/32]``.
+
+    Args:
+        config: width multiplier alpha, its floor on channels, input channels and class count.
+    """
 
     def __init__(self, config: MobileNetV1Config):
         super().__init__()
@@ -144,7 +160,7 @@ class MobileNetV2Config:
     One field per choice; each field's comment says what it sets.
     """
 
-    width_mult: float = 1.0  #: width multiplier: c channels become make_divisible(c * width_mult, round_to)
+    width_mult: float = 1.0  #: width multiplier; c channels become make_divisible(c * width_mult, round_to)
     setting: tuple[tuple[int, int, int, int], ...] = V2_SETTING  #: rows (t, c, n, s) of the paper's table 2
     stem_channels: int = 32  #: output channels of the first (standard, stride-2) convolution
     last_channels: int = 1280  #: channels of the final 1x1 convolution, scaled only when width_mult > 1
@@ -177,8 +193,18 @@ class MobileNetV2Config:
 
 
 class InvertedResidual(nn.Module):
-    """``[B, c, H, W] -> [B, c', H/s, W/s]``: 1x1 expansion to t c (if t > 1), 3x3 depthwise with stride s,
-    linear 1x1 projection; the input is added back when the shapes agree."""
+    """MobileNetV2's inverted residual block, ``[B, c, H, W] -> [B, c', H/s, W/s]``.
+
+    1x1 expansion to t c channels (if t > 1), 3x3 depthwise convolution with stride s, each with batch
+    norm and ReLU6, then a linear 1x1 projection with batch norm; the input is added back when the shapes
+    agree (s = 1 and c = c').
+
+    Args:
+        c_in: c.
+        c_out: c'.
+        stride: s.
+        expand_ratio: t.
+    """
 
     def __init__(self, c_in: int, c_out: int, stride: int, expand_ratio: int):
         super().__init__()
@@ -194,7 +220,15 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """Standard 3x3 convolution with stride 2, inverted residual blocks, 1x1 convolution, pool, dropout, linear."""
+    """MobileNetV2: class scores ``[B, num_classes]`` for images ``[B, C, H, W]``, ``H, W >= 32``.
+
+    A standard 3x3 convolution with stride 2, the inverted residual blocks of the setting, a 1x1
+    convolution to 1280 channels (more with a multiplier above 1), global average pooling, dropout and a
+    linear layer.
+
+    Args:
+        config: width multiplier, the rows (t, c, n, s), stem and last widths, rounding, dropout and classes.
+    """
 
     def __init__(self, config: MobileNetV2Config):
         super().__init__()

@@ -87,7 +87,18 @@ def _check_rule(depth, w_0, w_a, w_m, q) -> None:
 
 
 def block_widths(depth: int, w_0: float, w_a: float, w_m: float, q: int = 8) -> tuple[list[float], list[int]]:
-    r"""The line :math:`u_j = w_0 + w_a j` and the quantised widths :math:`w_j` of the blocks ``j < depth``."""
+    r"""The line :math:`u_j = w_0 + w_a j` and the quantised widths :math:`w_j` of the blocks ``j < depth``.
+
+    Args:
+        depth: d, the number of blocks.
+        w_0: initial width, a multiple of ``q``.
+        w_a: slope, at least 0.
+        w_m: width multiplier, above 1.
+        q: the widths are multiples of q.
+
+    Returns:
+        ``(u, w)``: two lists of ``depth`` numbers, the line and the quantised widths (ints).
+    """
     _check_rule(depth, w_0, w_a, w_m, q)
     line = [w_0 + w_a * j for j in range(depth)]
     steps = [round(math.log(u / w_0) / math.log(w_m)) for u in line]  # s_j
@@ -96,21 +107,38 @@ def block_widths(depth: int, w_0: float, w_a: float, w_m: float, q: int = 8) -> 
 
 def quantized_linear_widths(depth: int, w_0: float, w_a: float, w_m: float, q: int = 8
                             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Per-stage ``(widths, depths)`` of the quantised linear rule: runs of blocks of equal width
-    (before the adjustment to the group width, :func:`adjust_widths_to_groups`)."""
+    """Per-stage ``(widths, depths)`` of the quantised linear rule: runs of blocks of equal width.
+
+    The widths are those before the adjustment to the group width
+    (:func:`~visarch.models.regnet.adjust_widths_to_groups`).  The arguments are those of
+    :func:`~visarch.models.regnet.block_widths`.
+
+    Returns:
+        ``(widths, depths)``: two tuples with one entry per stage.
+    """
     runs = [(w, len(list(blocks))) for w, blocks in itertools.groupby(block_widths(depth, w_0, w_a, w_m, q)[1])]
     return tuple(w for w, _ in runs), tuple(d for _, d in runs)
 
 
 def adjust_widths_to_groups(widths, bottleneck_ratios, group_widths, rounding: str = "make_divisible"
                             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Make every stage's bottleneck width a multiple of its group width: ``g <- min(g, w_b)``, then
-    ``w_b`` rounded to a multiple of ``g`` and ``w = w_b * b``.  Returns the adjusted ``(widths, group_widths)``.
+    """Make every stage's bottleneck width a multiple of its group width.
 
-    ``rounding="make_divisible"`` is :func:`visarch.models.layers.make_divisible` (nearest multiple,
-    halves up, never more than 10 % down), the rule of torchvision's RegNets and of their published
-    counts; ``"half_even"`` is Python's ``round`` (halves to the even multiple), the rule of pycls,
-    the paper's code.  They differ only at exact halves and for ``w_b < 5 g``."""
+    Per stage, ``w_b = round(w / b)``, then ``g <- min(g, w_b)``, ``w_b`` rounded to a multiple of ``g``,
+    and ``w = w_b * b``.  ``rounding="make_divisible"`` is :func:`visarch.models.layers.make_divisible`
+    (nearest multiple, halves up, never more than 10 % down), the rule of torchvision's RegNets and of
+    their published counts; ``"half_even"`` is Python's ``round`` (halves to the even multiple), the rule
+    of pycls, the paper's code.  They differ only at exact halves and for ``w_b < 5 g``.
+
+    Args:
+        widths: w per stage.
+        bottleneck_ratios: b per stage.
+        group_widths: g per stage.
+        rounding: ``"make_divisible"`` or ``"half_even"``.
+
+    Returns:
+        The adjusted ``(widths, group_widths)``, one entry per stage each.
+    """
     if rounding not in _ROUNDINGS:
         raise ValueError(f"group_rounding must be one of {_ROUNDINGS}, got {rounding!r}")
     new_widths, new_groups = [], []
@@ -130,12 +158,12 @@ class AnyNetConfig:
     One field per choice; each field's comment says what it sets.
     """
 
-    widths: tuple[int, ...] = (32, 64, 160, 400)  #: w_i: output channels of every block of stage i (RegNetX-400MF)
-    depths: tuple[int, ...] = (1, 2, 7, 12)  #: d_i: blocks in stage i
-    group_widths: tuple[int, ...] = (16, 16, 16, 16)  #: g_i: channels per group of the 3x3 convolution
-    bottleneck_ratios: tuple[float, ...] = (1, 1, 1, 1)  #: b_i: the bottleneck width is w_b = w_i / b_i
+    widths: tuple[int, ...] = (32, 64, 160, 400)  #: w_i, output channels of every block of stage i (RegNetX-400MF)
+    depths: tuple[int, ...] = (1, 2, 7, 12)  #: d_i, blocks in stage i
+    group_widths: tuple[int, ...] = (16, 16, 16, 16)  #: g_i, channels per group of the 3x3 convolution
+    bottleneck_ratios: tuple[float, ...] = (1, 1, 1, 1)  #: b_i; the bottleneck width is w_b = w_i / b_i
     strides: tuple[int, ...] = (2, 2, 2, 2)  #: stride of the first block of stage i
-    se_ratio: float = 0.0  #: 0: X blocks; > 0: Y blocks, round(se_ratio * w_in) squeeze channels (RegNetY: 0.25)
+    se_ratio: float = 0.0  #: 0 for X blocks, else Y blocks with round(se_ratio * w_in) squeeze channels (RegNetY 0.25)
     stem_width: int = 32  #: channels of the stem's 3x3 convolution
     stem_stride: int = 2  #: stride of the stem (2 for ImageNet; 1 keeps small images whole)
     in_channels: int = 3  #: colour channels of the input image
@@ -167,7 +195,7 @@ class AnyNetConfig:
 
     @property
     def total_stride(self) -> int:
-        """The factor by which the network shrinks an image: the stem's stride times the stages'."""
+        """The factor by which the network shrinks an image, the stem's stride times the stages'."""
         return self.stem_stride * math.prod(self.strides)
 
 
@@ -178,15 +206,15 @@ class RegNetConfig:
     One field per choice; each field's comment says what it sets.
     """
 
-    depth: int = 22  #: d: blocks in all (RegNetX-400MF)
+    depth: int = 22  #: d, blocks in all (RegNetX-400MF)
     w_0: int = 24  #: initial width, a multiple of q
     w_a: float = 24.48  #: slope of the line u_j = w_0 + w_a j
     w_m: float = 2.54  #: ratio between the widths of consecutive stages (before quantisation)
     group_width: int = 16  #: g, shared by all stages
     bottleneck_ratio: float = 1.0  #: b, shared by all stages (1 in the published RegNets)
-    se_ratio: float = 0.0  #: 0: RegNetX; 0.25: RegNetY (squeeze-and-excitation in every block)
+    se_ratio: float = 0.0  #: 0 for RegNetX, 0.25 for RegNetY (squeeze-and-excitation in every block)
     q: int = 8  #: widths are multiples of q
-    group_rounding: str = "make_divisible"  #: rounding of w_b to a multiple of g: "make_divisible" or "half_even"
+    group_rounding: str = "make_divisible"  #: rounding of w_b to a multiple of g, "make_divisible" or "half_even"
     stem_width: int = 32  #: channels of the stem's 3x3 convolution
     stem_stride: int = 2  #: stride of the stem
     stage_stride: int = 2  #: stride of the first block of every stage
@@ -214,7 +242,20 @@ class RegNetConfig:
 
 
 class XBlock(nn.Module):
-    """``[B, w_in, H, W] -> [B, w, H/S, W/S]``: 1x1, grouped 3x3 (stride S) [+ SE], 1x1, plus the shortcut, ReLU."""
+    """RegNet's X block (Y block with squeeze-and-excitation), ``[B, w_in, H, W] -> [B, w, H/S, W/S]``.
+
+    1x1 convolution to ``w_b = w / b`` channels, grouped 3x3 convolution (stride S, ``w_b / g`` groups),
+    optional squeeze-and-excitation, 1x1 convolution to w, each with batch norm and ReLU but the last,
+    plus the shortcut (identity or strided 1x1 projection with batch norm), then ReLU.
+
+    Args:
+        w_in: input channels.
+        w: output channels.
+        stride: S.
+        bottleneck_ratio: b.
+        group_width: g, channels per group of the 3x3 convolution.
+        se_ratio: 0 for an X block; otherwise a Y block with ``round(se_ratio * w_in)`` squeeze channels.
+    """
 
     def __init__(self, w_in: int, w: int, stride: int, *, bottleneck_ratio: float = 1, group_width: int = 1,
                  se_ratio: float = 0.0):
@@ -235,7 +276,15 @@ class XBlock(nn.Module):
 
 
 class AnyNet(nn.Module):
-    """Stem (3x3 conv, BN, ReLU), stages of X (or Y) blocks, global average pooling, linear classifier."""
+    """AnyNet (RegNet): class scores ``[B, num_classes]`` for images ``[B, C, H, W]``.
+
+    Stem (3x3 conv, BN, ReLU), stages of X (or Y) blocks, global average pooling, linear classifier.  The
+    image must be at least the total stride on each side (32 for the ImageNet layout).
+
+    Args:
+        config: an :class:`~visarch.models.regnet.AnyNetConfig`, or a
+            :class:`~visarch.models.regnet.RegNetConfig`, which is turned into one by its ``anynet()``.
+    """
 
     def __init__(self, config: AnyNetConfig | RegNetConfig):
         super().__init__()

@@ -55,14 +55,14 @@ class ResNetConfig:
 
     blocks: tuple[int, ...] = (3, 4, 6, 3)  #: residual blocks per stack (ResNet-50)
     width: int = 64  #: C' of the first stack; each later stack doubles it
-    stem: str = "cifar"  #: "cifar": 3x3 conv, stride 1; "imagenet": 7x7 conv stride 2 + 3x3 max pool stride 2
+    stem: str = "cifar"  #: "cifar" (3x3 conv, stride 1) or "imagenet" (7x7 conv stride 2, 3x3 max pool stride 2)
     in_channels: int = 3  #: colour channels of the input image
-    num_classes: int | None = None  #: None: return the 2048-dimensional representation, as the notes do
+    num_classes: int | None = None  #: classes; None returns the 2048-dimensional representation, as the notes do
     expansion: int = 4  #: output channels of a block = expansion * C'
-    block: str = "bottleneck"  #: "bottleneck": 1x1, 3x3, 1x1; "basic": two 3x3 convolutions (ResNet-18/34)
-    bottleneck_width: int | None = None  #: channels of the first stack's 3x3 conv, doubling per stack; None: width
-    groups: int = 1  #: G: the 3x3 convolution of a bottleneck is grouped (ResNeXt's cardinality)
-    se_reduction: int | None = None  #: r of a squeeze-and-excitation gate in every block (SE-ResNet: 16)
+    block: str = "bottleneck"  #: "bottleneck" (1x1, 3x3, 1x1) or "basic" (two 3x3 convolutions, ResNet-18/34)
+    bottleneck_width: int | None = None  #: channels of the first stack's 3x3 conv, doubling per stack (None = width)
+    groups: int = 1  #: G, the groups of a bottleneck's 3x3 convolution (ResNeXt's cardinality)
+    se_reduction: int | None = None  #: r of a squeeze-and-excitation gate in every block (16 in SE-ResNet)
 
     def __post_init__(self):
         if self.stem not in ("cifar", "imagenet"):
@@ -94,7 +94,20 @@ def _shortcut(in_channels: int, out: int, stride: int) -> nn.Module:
 
 
 class Bottleneck(nn.Module):
-    """The notes' ResBlock: ``[B, C, H, W] -> [B, 4C', H/S', W/S']``."""
+    """The notes' ResBlock, a bottleneck residual block: ``[B, C, H, W] -> [B, 4C', H/S', W/S']``.
+
+    1 x 1 convolution to C', 3 x 3 convolution (stride S', optionally grouped), 1 x 1 convolution to the
+    output channels, each with batch norm and ReLU between; optional squeeze-and-excitation, then the
+    shortcut (identity or projection) is added and a ReLU applied.
+
+    Args:
+        in_channels: C.
+        mid: C', the channels of the 3 x 3 convolution.
+        stride: S'.
+        out: output channels; None gives ResNet-50's 4C'.
+        groups: groups of the 3 x 3 convolution (ResNeXt).
+        se_reduction: r of a squeeze-and-excitation gate with ``out // r`` channels; None for none.
+    """
 
     def __init__(self, in_channels: int, mid: int, stride: int = 1, *, out: int | None = None, groups: int = 1,
                  se_reduction: int | None = None):
@@ -117,7 +130,16 @@ class Bottleneck(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """ResNet-18/34's block: ``[B, C, H, W] -> [B, C', H/S', W/S']`` through two 3 x 3 convolutions."""
+    """ResNet-18/34's block: ``[B, C, H, W] -> [B, C', H/S', W/S']`` through two 3 x 3 convolutions.
+
+    Each convolution is followed by batch norm; a ReLU sits between them and after the sum with the
+    shortcut (identity or projection).
+
+    Args:
+        in_channels: C.
+        out: C'.
+        stride: S', of the first convolution and the projection.
+    """
 
     def __init__(self, in_channels: int, out: int, stride: int = 1):
         super().__init__()
@@ -134,7 +156,15 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """Stem, residual stacks, global average pooling and (optionally) a linear classifier."""
+    """ResNet: stem, residual stacks, global average pooling and, optionally, a linear classifier.
+
+    Maps ``[B, C, H, W]`` to ``[B, num_classes]``, or to the pooled features ``[B, 2048]`` (ResNet-50) when
+    ``num_classes`` is None.  The image must be at least the total stride on each side: 8 with the CIFAR
+    stem, 32 with the ImageNet one (four stacks).
+
+    Args:
+        config: stacks, widths, stem, block type and the ResNeXt / wide / SE variants.
+    """
 
     def __init__(self, config: ResNetConfig):
         super().__init__()

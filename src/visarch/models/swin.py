@@ -59,12 +59,12 @@ class SwinConfig:
     One field per choice; each field's comment says what it sets.
     """
 
-    patch_size: int = 4  #: p: the patch embedding cuts p x p pixel patches (stride of stage 1)
+    patch_size: int = 4  #: p; the patch embedding cuts p x p pixel patches (stride of stage 1)
     in_channels: int = 3  #: channels of the input image
     embed_dim: int = 96  #: C, the token width of stage 1 (doubled by every merge)
     depths: tuple[int, ...] = (2, 2, 6, 2)  #: blocks per stage (Swin-T)
     heads: tuple[int, ...] = (3, 6, 12, 24)  #: attention heads per stage (32 dimensions each in Swin-T)
-    window_size: int = 7  #: M: windows of M x M tokens
+    window_size: int = 7  #: M, for windows of M x M tokens
     mlp_ratio: float = 4.0  #: hidden width of each block's MLP as a multiple of the token width
     num_classes: int = 1000  #: outputs of the head
     eps: float = 1e-5  #: LayerNorm epsilon
@@ -88,25 +88,52 @@ class SwinConfig:
 
     @property
     def input_multiple(self) -> int:
-        """The input side must be a multiple of this: patch size x 2^(stages - 1) x window size."""
+        """The multiple the input side must be, patch size x 2^(stages - 1) x window size."""
         return self.patch_size * 2 ** (len(self.depths) - 1) * self.window_size
 
 
 def window_partition(x: torch.Tensor, m: int) -> torch.Tensor:
-    """``[B, H, W, C]`` -> the M x M windows ``[B * (H/M) * (W/M), M*M, C]``, row by row."""
+    """The M x M windows of a channels-last map, ``[B, H, W, C] -> [B * (H/M) * (W/M), M*M, C]``, row by row.
+
+    Args:
+        x: the map ``[B, H, W, C]``, H and W multiples of M.
+        m: M.
+
+    Returns:
+        The windows, each a sequence of M*M tokens in row-major order.
+    """
     b, h, w, c = x.shape
     return x.view(b, h // m, m, w // m, m, c).transpose(2, 3).reshape(-1, m * m, c)
 
 
 def window_reverse(windows: torch.Tensor, m: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: ``[B * (H/M) * (W/M), M*M, C]`` -> ``[B, H, W, C]``."""
+    """Inverse of :func:`~visarch.models.swin.window_partition`, ``[B * (H/M) * (W/M), M*M, C] -> [B, H, W, C]``.
+
+    Args:
+        windows: the windows ``[B * (H/M) * (W/M), M*M, C]``.
+        m: M.
+        h: H.
+        w: W.
+
+    Returns:
+        The map ``[B, H, W, C]``.
+    """
     c = windows.shape[-1]
     return windows.view(-1, h // m, w // m, m, m, c).transpose(2, 3).reshape(-1, h, w, c)
 
 
 def relative_position_index(m: int) -> torch.Tensor:
-    r"""``[M*M, M*M]``: for tokens i, j of a window, the row of the bias table for their offset
-    :math:`(\Delta y, \Delta x) \in [-(M-1), M-1]^2`, i.e. :math:`(\Delta y + M-1)(2M-1) + \Delta x + M-1`."""
+    r"""For every pair of tokens i, j of an M x M window, the row of the relative-position bias table.
+
+    The offset :math:`(\Delta y, \Delta x) \in [-(M-1), M-1]^2` of the two tokens is stored in row
+    :math:`(\Delta y + M-1)(2M-1) + \Delta x + M-1` of the :math:`(2M-1)^2`-row table.
+
+    Args:
+        m: M.
+
+    Returns:
+        The indices ``[M*M, M*M]`` (int64).
+    """
     ys, xs = torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij")
     coords = torch.stack([ys.flatten(), xs.flatten()])  # [2, M*M]
     offsets = coords[:, :, None] - coords[:, None, :] + (m - 1)  # [2, M*M, M*M], entries 0..2M-2
@@ -114,8 +141,21 @@ def relative_position_index(m: int) -> torch.Tensor:
 
 
 def shift_regions(h: int, w: int, m: int, s: int, device=None) -> torch.Tensor:
-    """``[H, W]`` labels 0..8 of the regions of the rolled map: tokens that were neighbours before the
-    cyclic shift by ``-s`` share a label; the wrapped-around strips get their own."""
+    """Labels 0..8 of the regions of the rolled map, ``[H, W]``.
+
+    Tokens that were neighbours before the cyclic shift by ``-s`` share a label; the wrapped-around strips
+    get their own.
+
+    Args:
+        h: H, the map's height in tokens.
+        w: W, its width.
+        m: M, the window size.
+        s: the shift, ``M // 2`` in Swin.
+        device: where to create the labels.
+
+    Returns:
+        The float labels ``[H, W]``.
+    """
     labels = torch.zeros(h, w, device=device)
     bands = (slice(0, h - m), slice(h - m, h - s), slice(h - s, h)), (slice(0, w - m), slice(w - m, w - s),
                                                                      slice(w - s, w))
@@ -126,14 +166,38 @@ def shift_regions(h: int, w: int, m: int, s: int, device=None) -> torch.Tensor:
 
 
 def shift_mask(h: int, w: int, m: int, s: int, device=None) -> torch.Tensor:
-    """``[nW, M*M, M*M]`` additive mask: 0 where two tokens of a window come from one region, -inf otherwise."""
+    """Additive attention mask of shifted windows, ``[nW, M*M, M*M]``.
+
+    It is 0 where two tokens of a window come from one region of
+    :func:`~visarch.models.swin.shift_regions` and ``-inf`` otherwise, so that tokens brought together
+    only by the cyclic shift do not attend to each other.
+
+    Args:
+        h: H, the map's height in tokens.
+        w: W, its width.
+        m: M, the window size.
+        s: the shift.
+        device: where to create the mask.
+
+    Returns:
+        The mask ``[nW, M*M, M*M]``, with ``nW = (H/M)(W/M)`` windows per image.
+    """
     regions = window_partition(shift_regions(h, w, m, s, device)[None, :, :, None], m)[..., 0]  # [nW, M*M]
     different = regions[:, :, None] != regions[:, None, :]
     return torch.zeros(different.shape, device=device).masked_fill(different, float("-inf"))
 
 
 class WindowAttention(nn.Module):
-    """Multi-head self-attention inside each window ``[B * nW, M*M, C]``, with relative position bias."""
+    """Multi-head self-attention inside each window with relative position bias, ``[B * nW, N, C] -> [B * nW, N, C]``.
+
+    ``forward(x, mask=None)`` takes windows of ``N = M*M`` tokens and, for shifted windows, the mask
+    ``[nW, N, N]`` of :func:`~visarch.models.swin.shift_mask`, the same for every image of the batch.
+
+    Args:
+        dim: C, the token width.
+        heads: K.
+        window_size: M.
+    """
 
     def __init__(self, dim: int, heads: int, window_size: int):
         super().__init__()
@@ -144,7 +208,7 @@ class WindowAttention(nn.Module):
         self.register_buffer("bias_index", relative_position_index(window_size), persistent=False)
 
     def position_bias(self) -> torch.Tensor:
-        """``[K, M*M, M*M]``: the table looked up at every pair's offset."""
+        """The bias of every head for every pair of tokens, ``[K, M*M, M*M]``, looked up from the table."""
         n = self.window_size**2
         return self.bias_table[self.bias_index.flatten()].view(n, n, self.heads).permute(2, 0, 1)
 
@@ -159,7 +223,18 @@ class WindowAttention(nn.Module):
 
 
 class SwinBlock(nn.Module):
-    """Pre-norm block on ``[B, H, W, C]``: (shifted) window attention, then an MLP, each residual."""
+    """Swin's pre-norm block, ``[B, H, W, C] -> [B, H, W, C]``: (shifted) window attention, then an MLP, each residual.
+
+    A map that is a single window is not shifted.
+
+    Args:
+        dim: C.
+        heads: K.
+        window_size: M; H and W must be multiples of it.
+        shift: the cyclic shift, 0 or ``M // 2``.
+        mlp_ratio: hidden width of the MLP over C.
+        eps: LayerNorm epsilon.
+    """
 
     def __init__(self, dim: int, heads: int, window_size: int, shift: int, mlp_ratio: float, *, eps: float = 1e-5):
         super().__init__()
@@ -187,7 +262,14 @@ class SwinBlock(nn.Module):
 
 
 class PatchMerging(nn.Module):
-    """``[B, H, W, C]`` -> ``[B, H/2, W/2, 2C]``: each 2 x 2 group concatenated (4C), normalised, mapped to 2C."""
+    """Swin's patch merging, ``[B, H, W, C] -> [B, H/2, W/2, 2C]``, which halves the resolution.
+
+    Each 2 x 2 group of tokens is concatenated (4C channels), layer-normalised and mapped linearly to 2C.
+
+    Args:
+        dim: C.
+        eps: LayerNorm epsilon.
+    """
 
     def __init__(self, dim: int, *, eps: float = 1e-5):
         super().__init__()
@@ -200,7 +282,14 @@ class PatchMerging(nn.Module):
 
 
 class Swin(nn.Module):
-    """Patch embedding, stages of (shifted) window blocks with patch merging between them, head."""
+    """The Swin Transformer: class scores ``[B, num_classes]`` for images ``[B, C, H, W]``.
+
+    Patch embedding, stages of (shifted) window blocks with patch merging between them, LayerNorm, mean
+    over the positions and a linear head.  H and W must be multiples of ``config.input_multiple``.
+
+    Args:
+        config: patch and window sizes, widths, depths and heads per stage; the defaults are Swin-T.
+    """
 
     def __init__(self, config: SwinConfig):
         super().__init__()
@@ -216,7 +305,14 @@ class Swin(nn.Module):
         self.head = nn.Linear(c.width(len(c.depths) - 1), c.num_classes)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The output of every stage, ``[B, C * 2^i, H / (p 2^i), W / (p 2^i)]`` (strides 4, 8, 16, 32 in Swin-T)."""
+        """The output of every stage, ``[B, C * 2^i, H / (p 2^i), W / (p 2^i)]`` (strides 4, 8, 16, 32 in Swin-T).
+
+        Args:
+            x: images ``[B, C, H, W]``.
+
+        Returns:
+            One channels-first map per stage, without the final LayerNorm.
+        """
         c = self.config
         n = c.input_multiple
         check_image(x, in_channels=c.in_channels, min_size=n, model="Swin",

@@ -55,7 +55,7 @@ __all__ = ["AXES", "LAYOUTS", "SCHEMES", "SpaceTimeAttention", "TimeSformer", "T
 SCHEMES = {"joint": ("joint",), "space": ("space",), "divided": ("time", "space"),
            "axial": ("time", "width", "height"),
            "local_global": ("local", "global")}
-#: How each grid dimension (F, H/p, W/p) enters one attention: "seq", all of it in the attended sequence;
+#: How each grid dimension (F, H/p, W/p) enters one attention.  "seq" puts all of it in the attended sequence;
 #: "batch", all of it in the batch (never attended across); "window", its two halves in the batch and the
 #: positions inside a half in the sequence; "stride", the parity in the batch and every second token in the
 #: sequence.  Folding the batch-side factors into the batch makes each attention one ordinary attention call.
@@ -121,10 +121,22 @@ class TimeSformerConfig:
 
 
 def space_time_mask(axis: str, frames: int, grid_h: int, grid_w: int) -> torch.Tensor:
-    """``[FN, FN]`` bool, True where query token (t, i, j) (index t N + i W + j) may attend to key token
-    (t', i', j') under one attention ``axis``: joint (all), space (t = t'), time (i, j) = (i', j'),
-    width (t, i) = (t', i'), height (t, j) = (t', j'), local (same quadrant of the frame, any frame),
-    global (t, i, j) = (t', i', j') modulo 2."""
+    """Which tokens may attend to which under one attention ``axis``, as an ``[FN, FN]`` bool mask.
+
+    Entry (query, key) is True where query token (t, i, j) (index t N + i W + j, with W the grid width) may
+    attend to key token (t', i', j'): joint (all), space (t = t'), time ((i, j) = (i', j')), width
+    ((t, i) = (t', i')), height ((t, j) = (t', j')), local (same quadrant of the frame, any frame), global
+    ((t, i, j) = (t', i', j') modulo 2).
+
+    Args:
+        axis: one of :data:`~visarch.models.timesformer.AXES`.
+        frames: F.
+        grid_h: H/p.
+        grid_w: W/p.
+
+    Returns:
+        The mask ``[FN, FN]``, ``N = (H/p)(W/p)``.
+    """
     _check_axis(axis, frames, grid_h, grid_w)
     t, i, j = torch.meshgrid(torch.arange(frames), torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
     t, i, j = t.flatten(), i.flatten(), j.flatten()  # [FN] coordinates of each token
@@ -141,9 +153,20 @@ def space_time_mask(axis: str, frames: int, grid_h: int, grid_w: int) -> torch.T
 
 def attention_macs(scheme: str, *, patches: int, frames: int, dim: int, grid: tuple[int, int] | None = None
                    ) -> int:
-    """Multiply-accumulates of one block's attention (projections included) on one clip, from the
-    closed forms in the module docstring; ``grid`` (H/p, W/p) is needed for the axial and local-global
-    schemes."""
+    """Multiply-accumulates of one block's attention (projections included) on one clip.
+
+    The closed forms of the module docstring.
+
+    Args:
+        scheme: one of :data:`~visarch.models.timesformer.SCHEMES`.
+        patches: N, patches per frame.
+        frames: F.
+        dim: D.
+        grid: ``(H/p, W/p)``, needed for the axial and local-global schemes.
+
+    Returns:
+        The count, an int.
+    """
     n, f, d = patches, frames, dim
     if scheme == "joint":
         return 4 * n * f * d * d + 2 * (n * f) ** 2 * d
@@ -162,8 +185,16 @@ def attention_macs(scheme: str, *, patches: int, frames: int, dim: int, grid: tu
 
 
 class SpaceTimeAttention(nn.Module):
-    """``[B, F, Hp, Wp, D] -> [B, F, Hp, Wp, D]``: multi-head self-attention along one ``axis``; joint
-    attention also takes an optional ``[FN, FN]`` bool mask (True = may attend), e.g. a sparse scheme."""
+    """Multi-head self-attention along one ``axis`` of the token grid, ``[B, F, Hp, Wp, D] -> [B, F, Hp, Wp, D]``.
+
+    ``forward(x, mask=None)``: joint attention also takes an optional ``[FN, FN]`` bool mask (True = may
+    attend), e.g. a sparse scheme from :func:`~visarch.models.timesformer.space_time_mask`.
+
+    Args:
+        dim: D.
+        heads: attention heads, dividing D.
+        axis: one of :data:`~visarch.models.timesformer.AXES`.
+    """
 
     def __init__(self, dim: int, heads: int, axis: str):
         super().__init__()
@@ -204,7 +235,16 @@ class SpaceTimeAttention(nn.Module):
 
 
 class TimeSformerBlock(nn.Module):
-    """``[B, F, Hp, Wp, D] -> same``: for each attention of the scheme x + Attn(LN(x)), then x + MLP(LN(x))."""
+    """A TimeSformer block, ``[B, F, Hp, Wp, D] -> [B, F, Hp, Wp, D]``.
+
+    For each attention of the scheme, x + Attn(LN(x)) with its own weights, then x + MLP(LN(x)).
+
+    Args:
+        dim: D.
+        heads: attention heads.
+        mlp_ratio: r; the MLP's hidden width is r D.
+        scheme: one of :data:`~visarch.models.timesformer.SCHEMES`.
+    """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: int, scheme: str):
         super().__init__()
@@ -220,7 +260,14 @@ class TimeSformerBlock(nn.Module):
 
 
 class TimeSformer(nn.Module):
-    """``[B, C, F, H, W] -> [B, K]`` class scores of a clip."""
+    """TimeSformer: class scores ``[B, K]`` for clips ``[B, C, F, H, W]``.
+
+    Patch embedding with space and time embeddings, blocks of the configured attention scheme, then a
+    LayerNorm and a linear head on the mean of the final tokens.
+
+    Args:
+        config: clip and patch sizes, widths, depth and the attention scheme; None for the small default.
+    """
 
     def __init__(self, config: TimeSformerConfig | None = None):
         super().__init__()
@@ -234,7 +281,7 @@ class TimeSformer(nn.Module):
         self.head = nn.Linear(c.dim, c.num_classes)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, F, H, W] -> [B, F, H/p, W/p, D]``: patch embedding plus space and time embeddings."""
+        """The clip's tokens, ``[B, C, F, H, W] -> [B, F, H/p, W/p, D]``: patch, space and time embeddings summed."""
         c = self.config
         if x.dim() != 5 or x.shape[1] != c.in_channels:
             raise ValueError(f"TimeSformer: input must be a clip [B, {c.in_channels}, F, H, W], got {tuple(x.shape)}")
@@ -255,5 +302,12 @@ class TimeSformer(nn.Module):
 
 @register("timesformer_small", TimeSformerConfig)
 def timesformer(config: TimeSformerConfig) -> TimeSformer:
-    """2 frames of 32 x 32, p = 8, D = 64, 2 divided-attention blocks: 147,786 parameters."""
+    """The builder of the registered ``timesformer_small``, a :class:`~visarch.models.timesformer.TimeSformer`.
+
+    With the default config it has 2 frames of 32 x 32, p = 8, D = 64 and 2 divided-attention blocks,
+    147,786 parameters.
+
+    Args:
+        config: the model's config.
+    """
     return TimeSformer(config)

@@ -73,7 +73,19 @@ class UNetConfig:
 
 
 class ResBlockU(nn.Module):
-    """The notes' ResBlock^U: ``[B, C, H, W]`` and ``u`` ``[B, d]`` -> ``[B, C', H, W]``."""
+    """The notes' ResBlock^U: ``forward(x, u)`` maps ``x`` ``[B, C, H, W]`` and ``u`` ``[B, d]`` to ``[B, C', H, W]``.
+
+    GroupNorm, swish and a 3 x 3 convolution to C'; the context ``u``, through swish and a linear map to C',
+    added to every pixel; GroupNorm, swish, dropout and a second 3 x 3 convolution; plus the input, or its
+    1 x 1 convolution when ``C != C'`` (the module docstring's formula).
+
+    Args:
+        in_channels: C, divisible by ``groups``.
+        out_channels: C', divisible by ``groups``.
+        embed_dim: d, the size of the context embedding.
+        groups: groups of both GroupNorms.
+        dropout: probability of dropping a unit before the second convolution.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, *, embed_dim: int, groups: int, dropout: float):
         super().__init__()
@@ -109,7 +121,14 @@ class _Stage(nn.Module):
 
 
 class UNet(nn.Module):
-    """``forward(x, u)``: image ``[B, C, H, W]`` (H, W divisible by 2^(resolutions-1)), context ``[B, d]``."""
+    """The notes' U-Net: ``forward(x, u)``, an image ``[B, C, H, W]`` and a context ``[B, d]``, gives ``[B, C, H, W]``.
+
+    H and W must be divisible by ``2^(R - 1)`` for R resolutions (8 for the default four); the context
+    embedding ``u`` enters every residual block.
+
+    Args:
+        config: channels and attention per resolution, blocks, context size, groups, heads and dropout.
+    """
 
     def __init__(self, config: UNetConfig):
         super().__init__()

@@ -66,20 +66,20 @@ class VATTConfig:
     One field per choice; each field's comment says what it sets.
     """
 
-    frames: int = 32  #: T: frames of a clip (3.2 s at 10 frames per second)
+    frames: int = 32  #: T, frames of a clip (3.2 s at 10 frames per second)
     image_size: int = 224  #: H = W of the frames
     in_channels: int = 3  #: C, RGB
     video_patch: tuple[int, int, int] = (4, 16, 16)  #: t x h x w voxels per video token
-    audio_samples: int = 153_600  #: T': samples of the clip's waveform (3.2 s at 48 kHz)
-    audio_patch: int = 128  #: t': samples per audio token
-    vocab_size: int = 2**16  #: v: words of the vocabulary
-    text_length: int = 16  #: L: words per caption, clipped or padded
+    audio_samples: int = 153_600  #: T', samples of the clip's waveform (3.2 s at 48 kHz)
+    audio_patch: int = 128  #: t', samples per audio token
+    vocab_size: int = 2**16  #: v, words of the vocabulary
+    text_length: int = 16  #: L, words per caption, clipped or padded
     video: tuple[int, int, int, int] = (1024, 12, 16, 4096)  #: (width, blocks, heads, MLP) of Medium
     audio: tuple[int, int, int, int] = (768, 12, 12, 3072)  #: Base
     text: tuple[int, int, int, int] = (512, 6, 8, 2048)  #: Small
-    va_dim: int = 512  #: d_va: the video-audio space
-    vt_dim: int = 256  #: d_vt: the video-text space
-    drop_rate: float = 0.5  #: DropToken: share of the video and audio tokens dropped in training
+    va_dim: int = 512  #: d_va, the dimension of the video-audio space
+    vt_dim: int = 256  #: d_vt, the dimension of the video-text space
+    drop_rate: float = 0.5  #: DropToken's share of the video and audio tokens dropped in training
     temperature: float = 0.07  #: tau of the two contrastive losses
 
     def __post_init__(self):
@@ -103,12 +103,13 @@ class VATTConfig:
 
     @property
     def video_grid(self) -> tuple[int, int, int]:
-        """Video tokens along time, rows and columns: the ceilings of T/t, H/h, W/w."""
+        """Video tokens along time, rows and columns, the ceilings of T/t, H/h and W/w."""
         t, h, w = self.video_patch
         return math.ceil(self.frames / t), math.ceil(self.image_size / h), math.ceil(self.image_size / w)
 
     @property
     def audio_tokens(self) -> int:
+        """N_a, the audio tokens of a clip, the ceiling of T'/t'."""
         return math.ceil(self.audio_samples / self.audio_patch)
 
 
@@ -121,7 +122,17 @@ def _pad_to_multiple(x: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
 
 
 class VideoTokenizer(nn.Module):
-    """Voxel patches ``[B, C, T, H, W] -> [B, N_v, d]``, a linear map each, plus factorised positions."""
+    """VATT's video tokenizer, ``[B, C, T, H, W] -> [B, N_v, d]``: a linear map of each voxel patch, plus its position.
+
+    The clip is zero-padded at the far ends to whole patches; the position of patch (i, j, k) is the sum
+    of three learned embeddings, one per axis.  ``N_v`` is the product of the grid's sides.
+
+    Args:
+        channels: C.
+        patch: ``(t, h, w)`` voxels per patch.
+        grid: patches along time, rows and columns (the config's ``video_grid``).
+        dim: d, the video encoder's width.
+    """
 
     def __init__(self, channels: int, patch: tuple[int, int, int], grid: tuple[int, int, int], dim: int):
         super().__init__()
@@ -130,7 +141,10 @@ class VideoTokenizer(nn.Module):
         self.temporal, self.rows, self.cols = (nn.Parameter(torch.empty(n, dim).normal_(std=0.02)) for n in grid)
 
     def positions(self) -> torch.Tensor:
-        """``[N_v, d]``: row ``(i, j, k)`` (time-major) is ``e_T[i] + e_H[j] + e_W[k]``."""
+        """The position embeddings of all patches, ``[N_v, d]``.
+
+        Row ``(i, j, k)`` (time-major) is ``e_T[i] + e_H[j] + e_W[k]``.
+        """
         return (self.temporal[:, None, None] + self.rows[None, :, None] + self.cols[None, None]).flatten(0, 2)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
@@ -141,7 +155,15 @@ class VideoTokenizer(nn.Module):
 
 
 class AudioTokenizer(nn.Module):
-    """Waveform segments ``[B, T'] -> [B, N_a, d]``, a linear map each, plus one learned position each."""
+    """VATT's audio tokenizer, ``[B, T'] -> [B, N_a, d]``: a linear map of each waveform segment, plus its position.
+
+    The waveform is zero-padded at the end to whole segments of t' samples.
+
+    Args:
+        patch: t', samples per segment.
+        tokens: N_a, the segments of a clip (one learned position each).
+        dim: d, the audio encoder's width.
+    """
 
     def __init__(self, patch: int, tokens: int, dim: int):
         super().__init__()
@@ -157,8 +179,18 @@ class AudioTokenizer(nn.Module):
 
 
 def drop_tokens(tokens: torch.Tensor, rate: float, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """DropToken: a random ``round((1 - rate) N)`` (at least one) of the N tokens ``[B, N, d]`` of each
-    example, in their original order, ``[B, N_kept, d]``.  The positions must already be added."""
+    """DropToken: keep a random ``round((1 - rate) N)`` (at least one) of the N tokens of each example.
+
+    The kept tokens stay in their original order.  The positions must already be added.
+
+    Args:
+        tokens: ``[B, N, d]``.
+        rate: the share of the tokens to drop, in [0, 1).
+        generator: the random generator; None uses the global one.
+
+    Returns:
+        The kept tokens ``[B, N_kept, d]``, a different subset for every example.
+    """
     check_probability("rate", rate)
     b, n, _ = tokens.shape
     keep = max(1, round((1 - rate) * n))
@@ -167,7 +199,17 @@ def drop_tokens(tokens: torch.Tensor, rate: float, *, generator: torch.Generator
 
 
 class Encoder(nn.Module):
-    """An aggregation token in front of the tokens, pre-norm blocks, a final LayerNorm: ``[B, N, d] -> [B, d]``."""
+    """A modality's transformer encoder, ``[B, N, d] -> [B, d]``: the final state of an aggregation token.
+
+    A learned aggregation token is put in front of the tokens; then ViT encoder blocks and a final
+    LayerNorm of that token's state.
+
+    Args:
+        width: d.
+        blocks: the number of encoder blocks.
+        heads: attention heads, dividing d.
+        mlp: hidden width of each block's MLP.
+    """
 
     def __init__(self, width: int, blocks: int, heads: int, mlp: int):
         super().__init__()
@@ -187,7 +229,16 @@ def _linear_bn(d_in: int, d_out: int) -> nn.Sequential:
 
 
 class VATT(nn.Module):
-    """Three tokenizers, three encoders and the four common-space heads."""
+    """VATT: three tokenizers, three encoders and the four common-space heads.
+
+    ``forward(video, audio, words)`` maps clips ``[B, C, T, H, W]``, waveforms ``[B, T']`` and captions
+    ``[B, L]`` (one per clip) to the video-audio and video-text similarity matrices over the temperature,
+    stacked as ``[2, B, B]``; the ``embed_*`` methods give the normalised embeddings.  In training mode
+    DropToken thins the video and audio tokens.
+
+    Args:
+        config: the input sizes, the three encoders' sizes, the common spaces, DropToken and temperature.
+    """
 
     def __init__(self, config: VATTConfig):
         super().__init__()
@@ -245,7 +296,7 @@ def _check_pairs(name: str, left: torch.Tensor, right: torch.Tensor) -> None:
 
 
 def nce_loss(video: torch.Tensor, audio: torch.Tensor, *, temperature: float = 0.07) -> torch.Tensor:
-    r"""VATT's noise-contrastive loss of B matching (video, audio) pairs, the paper's equation 4:
+    r"""VATT's noise-contrastive loss of B matching (video, audio) pairs, the paper's equation 4.
 
     .. math::
 
@@ -253,7 +304,16 @@ def nce_loss(video: torch.Tensor, audio: torch.Tensor, *, temperature: float = 0
         s_{jk} = z_{v,j}^\top z_{a,k} / \tau,
 
     where the negatives are *all* :math:`B^2 - B` non-matching pairs of the batch (not only those of row
-    i, as in CLIP's loss).  ``video`` and ``audio`` are ``[B, d]`` embeddings (normalise them first)."""
+    i, as in CLIP's loss).
+
+    Args:
+        video: video embeddings ``[B, d]``, normalised.
+        audio: the matching audio embeddings ``[B, d]``, normalised.
+        temperature: :math:`\tau`.
+
+    Returns:
+        The scalar loss.
+    """
     _check_pairs("nce_loss", video, audio)
     check_positive("temperature", temperature)
     scores = video @ audio.T / temperature  # [B, B]
@@ -264,15 +324,25 @@ def nce_loss(video: torch.Tensor, audio: torch.Tensor, *, temperature: float = 0
 
 
 def mil_nce_loss(video: torch.Tensor, texts: torch.Tensor, *, temperature: float = 0.07) -> torch.Tensor:
-    r"""Multiple-instance NCE, the paper's equation 5: clip i has K positive captions ``texts[i]``
-    (``[B, K, d]``; the paper takes the K = 5 nearest in time), and the negatives are all pairs of a clip
-    with a caption of another clip:
+    r"""Multiple-instance NCE, the paper's equation 5: several positive captions per clip.
+
+    Clip i has K positive captions ``texts[i]`` (the paper takes the K = 5 nearest in time), and the
+    negatives are all pairs of a clip with a caption of another clip:
 
     .. math::
 
         -\frac1B \sum_i \log \frac{\sum_{p} e^{s_{i,ip}}}{\sum_{p} e^{s_{i,ip}} + \sum_{j \ne k,\,p} e^{s_{j,kp}}}.
 
-    With K = 1 it is :func:`nce_loss`."""
+    With K = 1 it is :func:`~visarch.models.vatt.nce_loss`.
+
+    Args:
+        video: video embeddings ``[B, d]``, normalised.
+        texts: the K caption embeddings of each clip ``[B, K, d]``, normalised.
+        temperature: :math:`\tau`.
+
+    Returns:
+        The scalar loss.
+    """
     if texts.dim() != 3 or video.dim() != 2 or texts.shape[0] != video.shape[0] or texts.shape[2] != video.shape[1]:
         raise ValueError(f"mil_nce_loss needs video [B, d] and texts [B, K, d], got {tuple(video.shape)} and "
                          f"{tuple(texts.shape)}")

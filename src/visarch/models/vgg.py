@@ -42,7 +42,7 @@ def _conv3(channels: int, count: int = 1) -> tuple[tuple[int, int], ...]:
     return ((3, channels),) * count
 
 
-#: Table 1 of the paper, column by column: per stage, each layer as (filter size, channels) or LRN.
+#: Table 1 of the paper, column by column; per stage, each layer as (filter size, channels) or LRN.
 VGG_CONFIGURATIONS: dict[str, tuple[tuple, ...]] = {
     "A": (_conv3(64), _conv3(128), _conv3(256, 2), _conv3(512, 2), _conv3(512, 2)),
     "A-LRN": ((*_conv3(64), LRN), _conv3(128), _conv3(256, 2), _conv3(512, 2), _conv3(512, 2)),
@@ -62,11 +62,11 @@ class VGGConfig:
     One field per choice; each field's comment says what it sets.
     """
 
-    configuration: str = "D"  #: column of the paper's table 1: "A", "A-LRN", "B", "C", "D" or "E"
+    configuration: str = "D"  #: column of the paper's table 1, one of "A", "A-LRN", "B", "C", "D" and "E"
     in_channels: int = 3  #: RGB
     num_classes: int = 1000  #: ImageNet classes
     hidden: int = 4096  #: units of the two hidden fully connected layers (FC-4096)
-    pooled: int = 7  #: side of the map the classifier reads: 7 x 7, what a 224 x 224 image gives
+    pooled: int = 7  #: side of the map the classifier reads (7 x 7, what a 224 x 224 image gives)
     dropout: float = 0.5  #: dropout ratio of the first two fully connected layers (the paper's section 3.1)
 
     def __post_init__(self):
@@ -79,7 +79,15 @@ class VGGConfig:
 
 
 class VGG(nn.Module):
-    """``[B, C, H, W] -> [B, num_classes]`` for ``H, W >= 32``."""
+    """VGG, any column of the paper's table 1: class scores ``[B, num_classes]`` for ``[B, C, H, W]``, ``H, W >= 32``.
+
+    The features leave the five stages as ``[B, 512, H/32, W/32]`` and are averaged to ``[B, 512, 7, 7]``
+    (repeated below 224 x 224 pixels) before the classifier.  Convolutions and linear layers are
+    initialised as He et al. (2015) propose, biases at zero.
+
+    Args:
+        config: the column (``"A"`` ... ``"E"``), the classifier's sizes, dropout and class count.
+    """
 
     def __init__(self, config: VGGConfig):
         super().__init__()

@@ -53,8 +53,17 @@ __all__ = ["C3DBlock", "InflatedConv3d", "LateralConnection", "R2Plus1DBlock", "
 
 
 def check_video(x: torch.Tensor, *, in_channels: int, min_frames: int, min_size: int, model: str) -> None:
-    """``ValueError`` unless ``x`` is ``[B, in_channels, T, H, W]`` with ``T >= min_frames`` and
-    ``H, W >= min_size``."""
+    """Raise ``ValueError`` unless ``x`` is a clip ``[B, in_channels, T, H, W]`` large enough for the model.
+
+    It needs ``T >= min_frames`` and ``H, W >= min_size``.
+
+    Args:
+        x: the model's input clip.
+        in_channels: the channels C the model expects.
+        min_frames: the fewest frames it accepts.
+        min_size: the smallest height and width, usually the total spatial stride.
+        model: the model's name, for the error message.
+    """
     if x.dim() != 5 or x.shape[1] != in_channels:
         raise ValueError(f"{model}: input must be [B, {in_channels}, T, H, W], got {tuple(x.shape)}")
     if x.shape[2] < min_frames:
@@ -65,8 +74,19 @@ def check_video(x: torch.Tensor, *, in_channels: int, min_frames: int, min_size:
 
 
 class C3DBlock(nn.Module):
-    """``[B, N, T, H, W] -> [B, N', T/p_t, H/p, W/p]``: t x d x d convolution ("same" padding), optional batch
-    norm, ReLU, then (optionally) a p_t x p x p max pool, as in C3D."""
+    """A C3D block, ``[B, N, T, H, W] -> [B, N', T/p_t, H/p, W/p]``.
+
+    A t x d x d convolution ("same" padding for odd t and d; a bias only without batch norm), optional
+    batch norm, ReLU, then optionally a p_t x p x p max pool, as in C3D.
+
+    Args:
+        c_in: N.
+        c_out: N'.
+        time: t, the temporal kernel size.
+        size: d, the spatial kernel size.
+        batch_norm: add batch norm after the convolution.
+        pool: ``(p_t, p, p)`` of the max pool (kernel and stride); None for no pooling.
+    """
 
     def __init__(self, c_in: int, c_out: int, *, time: int = 3, size: int = 3, batch_norm: bool = True,
                  pool: tuple[int, int, int] | None = (1, 2, 2)):
@@ -85,7 +105,19 @@ class C3DBlock(nn.Module):
 
 
 def r2plus1d_mid_channels(time: int, size: int, c_in: int, c_out: int) -> int:
-    r"""Tran et al.'s :math:`M_i = \lfloor t d^2 N_{i-1} N_i / (d^2 N_{i-1} + t N_i) \rfloor`."""
+    r"""Tran et al.'s :math:`M_i = \lfloor t d^2 N_{i-1} N_i / (d^2 N_{i-1} + t N_i) \rfloor`.
+
+    The intermediate channels that give a (2+1)D block about as many weights as the 3D convolution.
+
+    Args:
+        time: t.
+        size: d.
+        c_in: :math:`N_{i-1}`.
+        c_out: :math:`N_i`.
+
+    Returns:
+        :math:`M_i`.
+    """
     for name, value in (("temporal kernel size t", time), ("spatial kernel size d", size),
                         ("input channels N_{i-1}", c_in), ("output channels N_i", c_out)):
         check_positive_int(name, value)
@@ -93,8 +125,21 @@ def r2plus1d_mid_channels(time: int, size: int, c_in: int, c_out: int) -> int:
 
 
 class R2Plus1DBlock(nn.Module):
-    """``[B, N_{i-1}, T, H, W] -> [B, N_i, T/p_t, H/p, W/p]``: 1 x d x d conv to M_i channels, BN, ReLU,
-    t x 1 x 1 conv to N_i, BN, ReLU, then the same optional max pool as :class:`C3DBlock`."""
+    """A (2+1)D block, ``[B, N_{i-1}, T, H, W] -> [B, N_i, T/p_t, H/p, W/p]``.
+
+    A 1 x d x d convolution to M_i channels, BN, ReLU, a t x 1 x 1 convolution to N_i, BN, ReLU, then the
+    same optional max pool as :class:`~visarch.models.video.C3DBlock`.
+
+    Args:
+        c_in: :math:`N_{i-1}`.
+        c_out: :math:`N_i`.
+        time: t.
+        size: d.
+        batch_norm: add batch norm after each convolution (otherwise they have biases).
+        pool: ``(p_t, p, p)`` of the max pool; None for no pooling.
+        mid: M_i; None for :func:`~visarch.models.video.r2plus1d_mid_channels`, which matches the weights of
+            the 3D convolution.
+    """
 
     def __init__(self, c_in: int, c_out: int, *, time: int = 3, size: int = 3, batch_norm: bool = True,
                  pool: tuple[int, int, int] | None = (1, 2, 2), mid: int | None = None):
@@ -123,7 +168,12 @@ class InflatedConv3d(nn.Module):
 
     The time axis is padded by ``time - 1`` frames, ``(time - 1) // 2`` before and the rest after,
     with copies of the end frames (``"replicate"``) or zeros (``"zeros"``); space keeps the 2D
-    convolution's zero padding, so each frame sees exactly what the 2D network saw.
+    convolution's zero padding, so each frame sees exactly what the 2D network saw.  Built by
+    :func:`~visarch.models.video.inflate_conv2d`.
+
+    Args:
+        conv (torch.nn.Conv3d): the 3D convolution, with no padding along time.
+        time_padding: ``"replicate"`` or ``"zeros"``.
     """
 
     def __init__(self, conv: nn.Conv3d, time_padding: str):
@@ -143,8 +193,19 @@ class InflatedConv3d(nn.Module):
 
 def inflate_conv2d(conv: nn.Conv2d, time: int, *, time_stride: int = 1,
                    time_padding: str = "replicate") -> InflatedConv3d:
-    """The I3D inflation of ``conv``: its kernel repeated ``time`` times along time and divided by ``time``
-    (the bias copied unchanged), so a video of one repeated frame gives the 2D response at every frame."""
+    """The I3D inflation of ``conv``: its kernel repeated ``time`` times along time and divided by ``time``.
+
+    The bias is copied unchanged, so a video of one repeated frame gives the 2D response at every frame.
+
+    Args:
+        conv: a ``Conv2d`` with explicit zero padding; it is left unchanged.
+        time: T, the temporal extent of the new kernel.
+        time_stride: the stride along time.
+        time_padding: ``"replicate"`` (the end frames repeated) or ``"zeros"``.
+
+    Returns:
+        An :class:`~visarch.models.video.InflatedConv3d`, ``[B, C, T, H, W] -> [B, C', T / time_stride, H', W']``.
+    """
     if not isinstance(conv, nn.Conv2d):
         raise TypeError(f"inflate_conv2d needs an nn.Conv2d, got {type(conv).__name__}")
     check_positive_int("inflated time extent T", time)
@@ -205,12 +266,22 @@ def _inflate_module(module: nn.Module, time: int, time_padding: str) -> nn.Modul
 
 
 def inflate(model_2d: nn.Module, time: int, *, time_padding: str = "replicate") -> nn.Module:
-    """A 3D copy of ``model_2d`` (left untouched): every Conv2d inflated to ``time`` frames, batch norm and
-    pooling made 3D (pooling per frame; adaptive average pooling also over time).
+    """A 3D copy of ``model_2d`` (left untouched): every Conv2d inflated, batch norm and pooling made 3D.
 
+    Pooling stays per frame (1 x k x k), except adaptive average pooling, which also averages over time.
     Modules of other types are copied with their children inflated, so residual blocks carry over; a
     forward that itself checks for a 4D image (the registry's whole networks) cannot run on video, but
-    their stages can be inflated one by one."""
+    their stages can be inflated one by one.
+
+    Args:
+        model_2d: the network to inflate, made of convolutions, batch norm, 2D pooling, pointwise layers
+            and containers of them.
+        time: T, the temporal extent of every inflated kernel.
+        time_padding: ``"replicate"`` or ``"zeros"``.
+
+    Returns:
+        The inflated copy, which takes ``[B, C, T, H, W]`` where ``model_2d`` took ``[B, C, H, W]``.
+    """
     check_positive_int("inflated time extent T", time)
     if time_padding not in ("replicate", "zeros"):
         raise ValueError(f"time_padding must be 'replicate' or 'zeros', got {time_padding!r}")
@@ -220,8 +291,16 @@ def inflate(model_2d: nn.Module, time: int, *, time_padding: str = "replicate") 
 # ----------------------------------------------------------------------------------------------- SlowFast
 
 def slowfast_frames(clip: torch.Tensor, *, tau: int, alpha: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, C, L, H, W] -> ([B, C, L / tau, H, W], [B, C, alpha L / tau, H, W])``: every tau-th frame for the
-    Slow pathway, every (tau / alpha)-th for the Fast one."""
+    """SlowFast's two samplings of a clip: every tau-th frame for the Slow pathway, every (tau / alpha)-th for the Fast.
+
+    Args:
+        clip: ``[B, C, L, H, W]``, L a multiple of tau.
+        tau: the Slow pathway's stride in frames.
+        alpha: the frame-rate ratio, dividing tau.
+
+    Returns:
+        ``(slow, fast)``: ``[B, C, L / tau, H, W]`` and ``[B, C, alpha L / tau, H, W]``.
+    """
     check_positive_int("Slow pathway stride tau", tau)
     check_positive_int("frame-rate ratio alpha", alpha)
     if tau % alpha:
@@ -233,8 +312,17 @@ def slowfast_frames(clip: torch.Tensor, *, tau: int, alpha: int) -> tuple[torch.
 
 
 class LateralConnection(nn.Module):
-    """Fast into Slow: ``[B, C, T, H, W], [B, beta C, alpha T, H, W] -> [B, C + 2 beta C, T, H, W]`` through a
-    5 x 1 x 1 convolution with temporal stride alpha and 2 beta C outputs, then concatenation."""
+    """SlowFast's lateral connection, from the Fast pathway into the Slow one.
+
+    ``forward(slow, fast)`` maps ``[B, C, T, H, W]`` and ``[B, beta C, alpha T, H, W]`` to
+    ``[B, C + 2 beta C, T, H, W]``: it passes the Fast features through a 5 x 1 x 1 convolution with temporal stride
+    alpha and 2 beta C outputs, then concatenates them to the Slow features.
+
+    Args:
+        fast_channels: beta C, the Fast pathway's channels.
+        alpha: the frame-rate ratio.
+        kernel_time: the temporal kernel size of the convolution.
+    """
 
     def __init__(self, fast_channels: int, alpha: int, *, kernel_time: int = 5):
         super().__init__()
@@ -255,9 +343,18 @@ class LateralConnection(nn.Module):
 
 
 class SlowFastStem(nn.Module):
-    """The paper's conv1 + pool1 for both pathways and the first lateral connection (Table 1, ResNet-50):
-    clip ``[B, 3, tau T, H, W]`` -> Slow ``[B, C + 2 beta C, T, H/4, W/4]``, Fast ``[B, beta C, alpha T, H/4, W/4]``.
-    The Slow pathway's conv1 is 1 x 7 x 7 (no temporal kernel), the Fast pathway's 5 x 7 x 7."""
+    """SlowFast's conv1 + pool1 for both pathways and the first lateral connection (the paper's table 1, ResNet-50).
+
+    Maps a clip ``[B, 3, tau T, H, W]`` to the Slow features ``[B, C + 2 beta C, T, H/4, W/4]`` and the Fast
+    ones ``[B, beta C, alpha T, H/4, W/4]``.  The Slow pathway's conv1 is 1 x 7 x 7 (no temporal kernel),
+    the Fast pathway's 5 x 7 x 7.
+
+    Args:
+        channels: C, the Slow pathway's channels.
+        alpha: the frame-rate ratio, dividing tau.
+        beta_inv: 1 / beta, dividing C.
+        tau: the Slow pathway's stride in frames.
+    """
 
     def __init__(self, *, channels: int = 64, alpha: int = 8, beta_inv: int = 8, tau: int = 16):
         super().__init__()
@@ -291,12 +388,12 @@ class VideoNetConfig:
     One field per choice; each field's comment says what it sets.
     """
 
-    block: str = "c3d"  #: "c3d": t x 3 x 3 conv blocks; "r2plus1d": their (2+1)D factorisation
+    block: str = "c3d"  #: "c3d" (t x 3 x 3 conv blocks) or "r2plus1d" (their (2+1)D factorisation)
     widths: tuple[int, ...] = (8, 16, 32)  #: N_i, output channels of each block
     time: int = 3  #: t, temporal kernel size; 1 makes every block a per-frame 2D convolution
     pooled_blocks: int = 2  #: the first blocks end in a 1 x 2 x 2 max pool (C3D keeps time early on)
     in_channels: int = 1  #: channels of each frame (grey digits)
-    num_classes: int = 4  #: motion directions: right, left, down, up
+    num_classes: int = 4  #: motion directions (right, left, down, up)
 
     def __post_init__(self):
         if self.block not in ("c3d", "r2plus1d"):
@@ -312,7 +409,14 @@ class VideoNetConfig:
 
 
 class VideoNet(nn.Module):
-    """``[B, C, T, H, W] -> [B, num_classes]``: the blocks, an average over (T, H, W), a linear layer."""
+    """A small video classifier, ``[B, C, T, H, W] -> [B, num_classes]``.
+
+    C3D or (2+1)D blocks, the first ``pooled_blocks`` of them ending in a 1 x 2 x 2 max pool, an average
+    over (T, H, W) and a linear layer.
+
+    Args:
+        config: block type, widths, temporal kernel, pooled blocks, input channels and classes.
+    """
 
     def __init__(self, config: VideoNetConfig):
         super().__init__()

@@ -50,7 +50,7 @@ class ViTConfig:
     """
 
     image_size: int = 32  #: H = W of the input image, divisible by patch_size
-    patch_size: int = 4  #: p: patches of p x p pixels
+    patch_size: int = 4  #: p, the side of the square patches of p x p pixels
     in_channels: int = 3  #: C
     dim: int = 192  #: D, the embedding size
     depth: int = 6  #: L, encoder blocks
@@ -75,12 +75,22 @@ class ViTConfig:
 
     @property
     def tokens(self) -> int:
-        """Sequence length: the class token and H'W' patches."""
+        """Sequence length T = 1 + H'W', the class token and the H'W' patches."""
         return 1 + (self.image_size // self.patch_size) ** 2
 
 
 class EncoderBlock(nn.Module):
-    """One pre-norm transformer encoder block on ``[B, T, D]``."""
+    """One pre-norm transformer encoder block, ``[B, T, D] -> [B, T, D]``.
+
+    ``z = x + MHSA(LN(x))`` then ``z + MLP(LN(z))``, with a GELU MLP of one hidden layer (the module
+    docstring's formulas).
+
+    Args:
+        dim: D, the token width.
+        heads: K, attention heads, each of D / K dimensions.
+        mlp_dim: hidden width of the MLP.
+        eps: LayerNorm epsilon.
+    """
 
     def __init__(self, dim: int, heads: int, mlp_dim: int, *, eps: float = 1e-6):
         super().__init__()
@@ -92,7 +102,17 @@ class EncoderBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
 
     def attention(self, x: torch.Tensor, *, weights: bool = False):
-        """Multi-head self-attention of ``x`` ``[B, T, D]``; with ``weights``, also the maps ``[B, K, T, T]``."""
+        """Multi-head self-attention of ``x`` ``[B, T, D]``; with ``weights``, also the maps ``[B, K, T, T]``.
+
+        Args:
+            x: the normalised tokens ``[B, T, D]``.
+            weights: also return the attention maps (computed explicitly instead of by
+                ``F.scaled_dot_product_attention``).
+
+        Returns:
+            ``(out, maps)``: the projected output ``[B, T, D]``, and the softmax attention weights
+            ``[B, K, T, T]`` or None.
+        """
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # [B, K, T, d]
         if weights:
@@ -108,7 +128,14 @@ class EncoderBlock(nn.Module):
 
 
 class ViT(nn.Module):
-    """Patch embedding, class token, position embeddings, encoder blocks, head."""
+    """The Vision Transformer: patch embedding, class token, position embeddings, encoder blocks, head.
+
+    Maps images ``[B, C, H, W]`` (``H = W = image_size``) to class scores ``[B, num_classes]``; the module
+    docstring lists the shapes in between.
+
+    Args:
+        config: sizes of the image, patches, tokens and blocks, and the kind of position embedding.
+    """
 
     def __init__(self, config: ViTConfig):
         super().__init__()
@@ -126,7 +153,12 @@ class ViT(nn.Module):
         self.head = nn.Linear(c.dim, c.num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The image ``[B, C, H, W]`` as the encoder's input sequence ``[B, 1 + H'W', D]``."""
+        """The image ``[B, C, H, W]`` as the encoder's input sequence ``[B, 1 + H'W', D]``.
+
+        The patches are embedded, the prefix tokens put in front, the position embeddings added and, with
+        ``embed_norm``, the sequence layer-normalised.  A subclass with more prefix tokens (DeiT's) gets
+        ``[B, P + H'W', D]``.
+        """
         c = self.config
         if x.dim() != 4 or tuple(x.shape[1:]) != (c.in_channels, c.image_size, c.image_size):
             raise ValueError(f"input must be [B, {c.in_channels}, {c.image_size}, {c.image_size}], "
@@ -148,15 +180,22 @@ class ViT(nn.Module):
 
 def resize_position_embedding(pos_embedding: torch.Tensor, grid: int | tuple[int, int], *,
                               prefix_tokens: int = 1) -> torch.Tensor:
-    r"""Learned position embeddings of a ViT moved to another patch grid, as the paper fine-tunes at a
-    higher resolution: the patch size stays, the grid grows, and each grid embedding is interpolated
-    from its neighbours at the same relative place in the image.
+    r"""Learned ViT position embeddings moved to another patch grid, as the paper fine-tunes at a higher resolution.
 
-    ``pos_embedding`` is ``[1, P + g^2, D]``: ``P = prefix_tokens`` learned tokens (the class token;
-    DeiT adds a distillation token), then a square ``g x g`` grid of patches in row-major order.  The
-    prefix embeddings are kept; the grid ``[D, g, g]`` is resized to ``grid`` (``G`` or ``(G_h, G_w)``)
-    by bilinear interpolation with the corner patches aligned, which is ``scipy.ndimage.zoom(order=1)``
-    in the authors' code.  Returns ``[1, P + G_h G_w, D]``.
+    The patch size stays, the grid grows, and each grid embedding is interpolated from its neighbours at
+    the same relative place in the image.  ``pos_embedding`` is ``[1, P + g^2, D]``: ``P = prefix_tokens``
+    learned tokens (the class token; DeiT adds a distillation token), then a square ``g x g`` grid of
+    patches in row-major order.  The prefix embeddings are kept; the grid ``[D, g, g]`` is resized to
+    ``grid`` by bilinear interpolation with the corner patches aligned, which is
+    ``scipy.ndimage.zoom(order=1)`` in the authors' code.
+
+    Args:
+        pos_embedding: the trained embeddings ``[1, P + g^2, D]``.
+        grid: the new grid, ``G`` for ``G x G`` or ``(G_h, G_w)``.
+        prefix_tokens: P, the tokens before the grid, kept as they are.
+
+    Returns:
+        The embeddings for the new grid, ``[1, P + G_h G_w, D]``.
     """
     if not isinstance(pos_embedding, torch.Tensor) or pos_embedding.dim() != 3 or pos_embedding.shape[0] != 1:
         shape = tuple(pos_embedding.shape) if isinstance(pos_embedding, torch.Tensor) else type(pos_embedding)

@@ -46,8 +46,8 @@ class WideResNetConfig:
     One field per choice; each field's comment says what it sets.
     """
 
-    depth: int = 28  #: d: weight layers on the longest path; (d - 4) must be a multiple of 6
-    widen: int = 10  #: k: the groups have 16k, 32k and 64k channels
+    depth: int = 28  #: d, the weight layers on the longest path; (d - 4) must be a multiple of 6
+    widen: int = 10  #: k; the groups have 16k, 32k and 64k channels
     num_classes: int = 10  #: CIFAR-10
     in_channels: int = 3  #: colour channels of the input image
     dropout: float = 0.0  #: between the two convolutions of a block (the paper's 0.3 for some runs)
@@ -61,7 +61,17 @@ class WideResNetConfig:
 
 
 class PreActBlock(nn.Module):
-    """``[B, C, H, W] -> [B, C', H/S, W/S]``: BN, ReLU, 3x3 conv, BN, ReLU, dropout, 3x3 conv, plus shortcut."""
+    """Pre-activation basic block (He et al., 2016), ``[B, C, H, W] -> [B, C', H/S, W/S]``.
+
+    BN, ReLU, 3x3 conv, BN, ReLU, dropout, 3x3 conv, plus the shortcut: the input itself, or a 1 x 1
+    projection of the pre-activated input when the shape changes.  No ReLU follows the sum.
+
+    Args:
+        in_channels: C.
+        out: C'.
+        stride: S, of the first convolution and of the projection.
+        dropout: probability of dropping a unit between the two convolutions.
+    """
 
     def __init__(self, in_channels: int, out: int, stride: int = 1, *, dropout: float = 0.0):
         super().__init__()
@@ -82,7 +92,14 @@ class PreActBlock(nn.Module):
 
 
 class WideResNet(nn.Module):
-    """Stem, three groups of pre-activation blocks, BN + ReLU, global average pooling, linear classifier."""
+    """Wide ResNet WRN-d-k: class scores ``[B, num_classes]`` for images ``[B, C, H, W]``, ``H, W >= 4``.
+
+    Stem, three groups of pre-activation blocks, BN + ReLU, global average pooling, linear classifier;
+    the last group's map is ``[B, 64k, H/4, W/4]``.
+
+    Args:
+        config: depth d, widening factor k, dropout, input channels and class count.
+    """
 
     def __init__(self, config: WideResNetConfig):
         super().__init__()
