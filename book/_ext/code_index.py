@@ -288,7 +288,7 @@ def code_and_tests_markdown(docname: str) -> str:
 
 
 def code_and_tests_cell(docname: str) -> dict:
-    return {"cell_type": "markdown", "metadata": {CODE_AND_TESTS: True},
+    return {"cell_type": "markdown", "id": "code-and-tests", "metadata": {CODE_AND_TESTS: True},
             "source": code_and_tests_markdown(docname).splitlines(keepends=True)}
 
 
@@ -340,7 +340,10 @@ def intro_with_table(text: str) -> str:
 def notebook_with_line(path: Path, docname: str) -> str:
     nb = json.loads(path.read_text())
     cells = [c for c in nb["cells"] if not c.get("metadata", {}).get(CODE_AND_TESTS)]
-    nb["cells"] = [*cells, code_and_tests_cell(docname)]
+    line = code_and_tests_cell(docname)
+    if (nb["nbformat"], nb["nbformat_minor"]) < (4, 5):
+        del line["id"]  # cell ids came with format 4.5; an older notebook must not carry one
+    nb["cells"] = [*cells, line]
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 

@@ -56,7 +56,7 @@ def conv_arithmetic(size, kernel_size, stride=1, padding=0, *, windows=3):
         return not (padding <= r < padding + size and padding <= c < padding + size)
 
     _grid(ax_in, padded, padded, lambda r, c: "0.85" if is_padding(r, c) else "white",
-          f"padded input: Z={size}, P={padding}, F={kernel_size}, S={stride}")
+          f"input Z={size} padded to Z+2P={padded}; F={kernel_size}, S={stride}")
     shown = range(min(windows, out, len(WINDOW_COLOURS)))
     for n in shown:
         top = padded - kernel_size  # the window sits in the top row of the padded image
