@@ -1,25 +1,17 @@
 """The book builds without a warning, and its pages load nothing from another host.
 
 One build, into a temporary folder, with warnings as errors and nitpicky
-references; every assertion below inspects that build.
+references (the session fixture ``book_build`` of conftest.py, shared with the
+browser tests of test_browser.py); every assertion below inspects that build.
 """
 
 import re
-import shutil
-import subprocess
-import sys
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import urlsplit
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Attributes through which a page makes the browser fetch something by itself.
 FETCHING = {"script": "src", "img": "src", "iframe": "src", "link": "href", "source": "src", "video": "src"}
 CSS_URL = re.compile(r"""url\(\s*['"]?([^'")]+)""")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 class Fetches(HTMLParser):
@@ -51,16 +43,8 @@ def is_remote(url):
     return parts.scheme not in ("", "data", "file") or url.startswith("//")
 
 
-@pytest.fixture(scope="module")
-def html(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run(
-        [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return out / "_build" / "html"
+def test_the_book_builds_without_a_warning(book_build):
+    assert book_build.returncode == 0, book_build.output
 
 
 def pages(html):
@@ -106,21 +90,3 @@ def test_local_scripts_exist(html):
         for src in parser.scripts:
             target = (page.parent / urlsplit(src).path).resolve()
             assert target.is_file(), f"{page.relative_to(html)} loads missing {src}"
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium (Debian package chromium)")
-def test_math_renders_with_the_network_off(html, tmp_path):
-    """Every formula of a page is typeset by MathJax in a browser that cannot reach the network."""
-    page = html / "book" / "building_blocks" / "conv2d.html"
-    formulas = page.read_text(encoding="utf-8").count('class="math notranslate nohighlight"')
-    result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path}", "--proxy-server=127.0.0.1:9",  # every request fails
-         "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=180,
-    )
-    typeset = result.stdout.count("<mjx-container")
-    assert formulas > 0
-    assert typeset >= formulas, f"{typeset} of {formulas} formulas typeset offline"
-    assert "<mjx-merror" not in result.stdout, "MathJax reported a TeX error"
