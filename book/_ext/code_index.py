@@ -299,7 +299,14 @@ def api_page(module: str) -> str:
     if module == PACKAGE:
         lines = [f"# The package `{PACKAGE}`", "", *REFERENCE_INTRO, "", "```{eval-rst}", f".. automodule:: {module}"]
     if not is_package(module):
-        return "\n".join([*lines, "   :members:", "```", ""])
+        elsewhere = [n for n in public_names(module) if n not in defined_here(module)]
+        if not elsewhere:
+            return "\n".join([*lines, "   :members:", "```", ""])
+        # a re-exported object keeps its one entry in the module that defines it
+        lines += ["   :members:", f"   :exclude-members: {', '.join(elsewhere)}", "```", "",
+                  f"Also importable from `{module}`: " + ", ".join(
+                      f"{{py:obj}}`{n} <{canonical(f'{module}.{n}')}>`" for n in elsewhere) + "."]
+        return "\n".join([*lines, ""])
     if defined_here(module):
         raise ValueError(f"package {module} defines {defined_here(module)}: move them to a module")
     lines += ["   :no-members:", "```", "", "## Modules", "", "| module | what it holds |", "|---|---|"]
