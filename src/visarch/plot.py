@@ -6,12 +6,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import to_rgba
-from matplotlib.patches import Rectangle
+from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from visarch.functional.conv import conv_output_size
 
-__all__ = ["attention_maps", "channel_connectivity", "conv_arithmetic", "loss_curves", "normalization_axes",
-           "optimizer_paths", "receptive_field_maps", "transposed_conv_input"]
+__all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "loss_curves",
+           "normalization_axes", "optimizer_paths", "receptive_field_maps", "transposed_conv_input", "vit_pipeline"]
 
 # One colour per highlighted window; the output cell it produces gets the same colour.
 WINDOW_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
@@ -345,5 +345,131 @@ def attention_maps(images, maps, *, titles=None, cmap="magma", outline="cyan", s
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def _box(ax, x, y, w, h, text, colour, fontsize=8):
+    """A rounded box centred at (x, y) with a centred label."""
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=to_rgba(colour, 0.25), edgecolor=colour, lw=1.2))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, start, end):
+    ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 1.1})
+
+
+def vit_pipeline(image, patch_size, *, depth_label="L"):
+    """The vision transformer's pipeline on one image: the patch grid, then the token sequence.
+
+    Left, the image with its grid of ``p x p`` patches, numbered in the row-major order in which they
+    become tokens. Right, the sequence the encoder reads: the class token (position 0) followed by one
+    token per patch, each a linear embedding of the patch's pixels plus its position embedding; the
+    encoder blocks; and the head, which reads the class token alone.
+
+    Args:
+        image: a grey image ``[H, W]`` (or ``[1, H, W]``).
+        patch_size: p, which must divide H and W.
+        depth_label: how the figure names the number of encoder blocks.
+
+    Returns:
+        The ``matplotlib`` figure.
+    """
+    image = torch.as_tensor(image).detach().cpu()
+    if image.dim() == 3 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 2:
+        raise ValueError(f"image must be [H, W] or [1, H, W], got {tuple(image.shape)}")
+    height, width = image.shape
+    if not isinstance(patch_size, int) or patch_size < 1 or height % patch_size or width % patch_size:
+        raise ValueError(f"patch size p={patch_size!r} must be a positive int dividing H={height} and W={width}")
+    rows, cols = height // patch_size, width // patch_size
+    fig, (ax_image, ax_seq) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 2.6]})
+    ax_image.imshow(image.double().numpy(), cmap="gray_r", interpolation="nearest")
+    for k in range(1, rows):
+        ax_image.axhline(k * patch_size - 0.5, color="tab:blue", lw=1.5)
+    for k in range(1, cols):
+        ax_image.axvline(k * patch_size - 0.5, color="tab:blue", lw=1.5)
+    for r in range(rows):
+        for c in range(cols):
+            ax_image.text(c * patch_size + (patch_size - 1) / 2, r * patch_size + (patch_size - 1) / 2,
+                          str(r * cols + c + 1), ha="center", va="center", fontsize=7, color="tab:blue",
+                          bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
+    ax_image.set_xticks([])
+    ax_image.set_yticks([])
+    ax_image.set_title(f"{height} x {width} image, {rows} x {cols} patches of {patch_size} x {patch_size}",
+                       fontsize=9)
+
+    # the sequence: at most 7 tokens drawn, the rest elided
+    shown = list(range(rows * cols + 1))
+    if len(shown) > 7:
+        shown = [*shown[:5], None, shown[-1]]
+    ax_seq.set_xlim(-1.0, len(shown) + 0.2)
+    ax_seq.set_ylim(-0.2, 4.4)
+    ax_seq.axis("off")
+    for i, token in enumerate(shown):
+        if token is None:
+            ax_seq.text(i, 0.4, "...", ha="center", va="center", fontsize=10)
+            continue
+        colour = "tab:orange" if token == 0 else "tab:blue"
+        label = "CLS" if token == 0 else f"patch\n{token}"
+        _box(ax_seq, i, 0.4, 0.8, 0.6, label, colour, fontsize=7)
+        ax_seq.text(i, 1.0, f"+ pos {token}", ha="center", va="center", fontsize=6.5, color="0.35")
+        _arrow(ax_seq, (i, 1.15), (i, 1.75))
+    ax_seq.text(-0.45, 0.4, "tokens", ha="right", va="center", fontsize=7, color="0.35")
+    middle = (len(shown) - 1) / 2
+    _box(ax_seq, middle, 2.2, len(shown) - 0.2, 0.8, f"transformer encoder: {depth_label} blocks of "
+         "self-attention and MLP, every token attends to every token", "tab:green")
+    _arrow(ax_seq, (0, 2.65), (0, 3.3))
+    _box(ax_seq, 0, 3.75, 1.6, 0.6, "head on CLS\n-> class scores", "tab:orange", fontsize=7)
+    ax_seq.text(1.2, 3.75, "the other outputs are not read by the classifier", fontsize=7, color="0.35",
+                va="center")
+    ax_seq.set_title(f"sequence of 1 + {rows * cols} tokens", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def clip_towers(n=4):
+    """CLIP's two towers and the similarity matrix its loss is computed on, for a batch of n pairs.
+
+    Images go through the image encoder and captions through the text encoder; both end in a linear map
+    to the same d-dimensional space and a normalisation, so that entry (i, j) of the n x n matrix is the
+    cosine similarity of image i and caption j (times a learned temperature). The diagonal holds the n
+    matching pairs; the loss is a cross-entropy over each row (which caption fits this image?) and over
+    each column (which image fits this caption?).
+
+    Args:
+        n: the number of image-caption pairs drawn, from 2 to 6.
+
+    Returns:
+        The ``matplotlib`` figure.
+    """
+    if not isinstance(n, int) or not 2 <= n <= 6:
+        raise ValueError(f"n must be an int from 2 to 6, got {n!r}")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.set_xlim(-4.4, n + 0.4)
+    ax.set_ylim(-0.8, n + 4.2)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    _box(ax, n / 2, n + 2.2, n, 0.7, "text encoder (transformer)", "tab:purple")
+    _box(ax, -2.4, n / 2, 1.5, n * 0.85, "image\nencoder\n(ViT or\nResNet)", "tab:blue")
+    for j in range(n):
+        ax.text(j + 0.5, n + 3.75, f"caption\n{j + 1}", ha="center", va="center", fontsize=7)
+        _arrow(ax, (j + 0.5, n + 3.45), (j + 0.5, n + 2.6))
+        _arrow(ax, (j + 0.5, n + 1.8), (j + 0.5, n + 1.0))
+        _box(ax, j + 0.5, n + 0.6, 0.8, 0.5, f"$T_{j + 1}$", "tab:purple")
+    for i in range(n):
+        y = n - 1 - i + 0.5
+        ax.text(-4.3, y, f"image {i + 1}", ha="left", va="center", fontsize=7)
+        _arrow(ax, (-3.55, y), (-3.2, y))
+        _arrow(ax, (-1.6, y), (-1.25, y))
+        _box(ax, -0.75, y, 0.8, 0.6, f"$I_{i + 1}$", "tab:blue")
+        for j in range(n):
+            fill = to_rgba("tab:green", 0.45) if i == j else "white"
+            ax.add_patch(Rectangle((j, n - 1 - i), 1, 1, facecolor=fill, edgecolor="0.4", lw=0.8))
+            ax.text(j + 0.5, y, f"$I_{i + 1} \\cdot T_{j + 1}$", ha="center", va="center", fontsize=7)
+    ax.text(n / 2 - 1, -0.45, "matching pairs on the diagonal; cross-entropy along each row and each column",
+            ha="center", va="center", fontsize=7.5)
     fig.tight_layout()
     return fig

@@ -1,0 +1,71 @@
+"""The schematic figures of visarch.plot: what they draw, that they render, and clear errors on bad input."""
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.colors import to_rgba
+
+from visarch.plot import clip_towers, vit_pipeline
+
+
+def rendered_ink(fig):
+    """The fraction of the rendered figure's pixels that are not white."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=40)
+    pixels = plt.imread(io.BytesIO(buffer.getvalue()))[..., :3]
+    return float((pixels < 0.95).any(axis=-1).mean())
+
+
+def texts(ax):
+    return [t.get_text() for t in ax.texts]
+
+
+def test_vit_pipeline_numbers_the_patches_row_by_row_and_elides_a_long_sequence():
+    fig = vit_pipeline(torch.rand(1, 8, 16), 4)
+    ax_image, ax_seq = fig.axes
+    assert texts(ax_image) == [str(k) for k in range(1, 9)]  # 2 x 4 patches, row-major
+    assert ax_image.get_title() == "8 x 16 image, 2 x 4 patches of 4 x 4"
+    assert ax_seq.get_title() == "sequence of 1 + 8 tokens"
+    drawn = [t for t in texts(ax_seq) if t == "CLS" or t.startswith("patch")]
+    assert drawn == ["CLS", "patch\n1", "patch\n2", "patch\n3", "patch\n4", "patch\n8"]
+    assert "..." in texts(ax_seq)
+    assert rendered_ink(fig) > 0.05
+    plt.close(fig)
+
+
+def test_vit_pipeline_draws_every_token_of_a_short_sequence():
+    fig = vit_pipeline(torch.rand(4, 4), 2)
+    assert "..." not in texts(fig.axes[1]) and "patch\n4" in texts(fig.axes[1])
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("image", "patch_size", "message"), [
+    (torch.rand(2, 8, 8), 2, r"image must be \[H, W\] or \[1, H, W\]"),
+    (torch.rand(8, 8), 3, "must be a positive int dividing H=8 and W=8"),
+    (torch.rand(8, 8), 0, "must be a positive int"),
+])
+def test_vit_pipeline_rejects_bad_input(image, patch_size, message):
+    with pytest.raises(ValueError, match=message):
+        vit_pipeline(image, patch_size)
+
+
+@pytest.mark.parametrize("n", [2, 4, 6])
+def test_clip_towers_marks_the_n_matching_pairs_on_the_diagonal(n):
+    fig = clip_towers(n)
+    ax = fig.axes[0]
+    cells = [p for p in ax.patches if type(p).__name__ == "Rectangle"]
+    assert len(cells) == n * n
+    matching = [p for p in cells if np.allclose(p.get_facecolor(), to_rgba("tab:green", 0.45))]
+    assert sorted((round(p.get_x()), round(p.get_y())) for p in matching) == [(k, n - 1 - k) for k in range(n)]
+    assert f"$I_{n} \\cdot T_{n}$" in texts(ax)
+    assert rendered_ink(fig) > 0.05
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("n", [1, 7, 2.0])
+def test_clip_towers_rejects_bad_n(n):
+    with pytest.raises(ValueError, match="n must be an int from 2 to 6"):
+        clip_towers(n)
