@@ -8,7 +8,7 @@ import pytest
 import torch
 from matplotlib.colors import to_rgba
 
-from visarch.plot import clip_towers, vit_pipeline
+from visarch.plot import clip_towers, filter_bank, vit_pipeline
 
 
 def rendered_ink(fig):
@@ -69,3 +69,30 @@ def test_clip_towers_marks_the_n_matching_pairs_on_the_diagonal(n):
 def test_clip_towers_rejects_bad_n(n):
     with pytest.raises(ValueError, match="n must be an int from 2 to 6"):
         clip_towers(n)
+
+
+def test_filter_bank_draws_every_channel_filter_and_output_pixel():
+    c, c_out, f, h = 3, 4, 3, 6
+    fig = filter_bank(c, c_out, f, h)
+    ax = fig.axes[0]
+    squares = [p for p in ax.patches if type(p).__name__ == "Rectangle"]
+    windows = [p for p in squares if p.get_facecolor()[3] == 0 and np.isclose(p.get_linewidth(), 1.6)]
+    pixels = [p for p in squares if p.get_facecolor()[3] == 1]  # the solid first pixel of each output channel
+    assert len(windows) == c  # the F x F window, outlined on every input channel
+    assert len(pixels) == c_out
+    assert len(squares) == c + c_out * c + c_out + len(windows) + len(pixels)  # sheets, filter sheets, marks
+    assert any(f"C' = {c_out} filters of {c} x {f} x {f}" in t for t in texts(ax))
+    assert rendered_ink(fig) > 0.05
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((0, 4, 3, 6), "in_channels C must be an int from 1 to 6"),
+    ((3, 7, 3, 6), "out_channels C' must be an int from 1 to 6"),
+    ((3, 4, 3, 11), "size H must be an int from 3 to 10"),
+    ((3, 4, 2, 6), "kernel_size F must be an odd int below H=6"),
+    ((3, 4, 7, 6), "kernel_size F must be an odd int below H=6"),
+])
+def test_filter_bank_rejects_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        filter_bank(*args)

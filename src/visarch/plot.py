@@ -10,7 +10,7 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from visarch.functional.conv import conv_output_size
 
-__all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "loss_curves",
+__all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "filter_bank", "loss_curves",
            "normalization_axes", "optimizer_paths", "receptive_field_maps", "transposed_conv_input", "vit_pipeline"]
 
 # One colour per highlighted window; the output cell it produces gets the same colour.
@@ -471,5 +471,85 @@ def clip_towers(n=4):
             ax.text(j + 0.5, y, f"$I_{i + 1} \\cdot T_{j + 1}$", ha="center", va="center", fontsize=7)
     ax.text(n / 2 - 1, -0.45, "matching pairs on the diagonal; cross-entropy along each row and each column",
             ha="center", va="center", fontsize=7.5)
+    fig.tight_layout()
+    return fig
+
+
+def _sheet(ax, x, y, side, cells, colour, window=None):
+    """One channel as a square of ``cells x cells`` pixels with lower-left corner (x, y), optionally
+    with the ``window`` (row, col, size) of a filter outlined."""
+    step = side / cells
+    ax.add_patch(Rectangle((x, y), side, side, facecolor=to_rgba(colour, 0.18), edgecolor=colour, lw=1))
+    for k in range(1, cells):
+        ax.plot([x + k * step] * 2, [y, y + side], color=to_rgba(colour, 0.35), lw=0.5)
+        ax.plot([x, x + side], [y + k * step] * 2, color=to_rgba(colour, 0.35), lw=0.5)
+    if window is not None:
+        row, col, size = window
+        ax.add_patch(Rectangle((x + col * step, y + side - (row + size) * step), size * step, size * step,
+                               facecolor="none", edgecolor="black", lw=1.6))
+
+
+def filter_bank(in_channels=3, out_channels=4, kernel_size=3, size=6):
+    """A convolutional layer's filter bank over channels: what one output pixel is made of.
+
+    Left, the input's C channels as a stack of H x W sheets, with the F x F window of the first output
+    pixel outlined on every sheet: the window spans all channels. Middle, the C' filters, each a stack
+    of C sheets of F x F weights, one colour per filter. Right, the output's C' channels, each made by
+    one filter, with the first pixel marked: it is the sum of the window times filter o, plus b_o.
+    Zero padding P = (F - 1) / 2 and stride 1 keep H' = H.
+
+    Args:
+        in_channels: C, from 1 to 6.
+        out_channels: C', from 1 to 6.
+        kernel_size: F, odd and smaller than ``size``.
+        size: H = W, the side of the drawn image, from 3 to 10.
+
+    Returns:
+        The ``matplotlib`` figure.
+    """
+    for name, value, low, high in (("in_channels C", in_channels, 1, 6), ("out_channels C'", out_channels, 1, 6),
+                                   ("size H", size, 3, 10)):
+        if not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0 or kernel_size >= size:
+        raise ValueError(f"kernel_size F must be an odd int below H={size}, got {kernel_size!r}")
+    colours = plt.get_cmap("tab10").colors
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    ax.set_aspect("equal")
+    ax.axis("off")
+    depth = 0.35  # offset between stacked sheets
+    side = 3.0
+    for c in reversed(range(in_channels)):  # the front sheet last, so it is drawn on top
+        _sheet(ax, c * depth, -c * depth, side, size, "0.35", window=(0, 0, kernel_size))
+    ax.text(side / 2 + in_channels * depth / 2, side + 0.5, f"input: C = {in_channels} channels of {size} x {size}",
+            ha="center", fontsize=8)
+    input_right = side + (in_channels - 1) * depth
+    bottom = -(max(in_channels, out_channels) - 1) * depth  # the lowest sheet's lower edge
+    stack = (in_channels - 1) * depth * 0.5  # how far a filter's sheets reach down and right
+    gap = 0.3
+    small = min(side * kernel_size / size, (side - bottom - (out_channels - 1) * gap) / out_channels - stack)
+    x0 = input_right + 2.6
+    for o in range(out_channels):
+        y = side - small - o * (small + stack + gap)
+        for c in reversed(range(in_channels)):
+            _sheet(ax, x0 + c * depth * 0.5, y - c * depth * 0.5, small, kernel_size, colours[o])
+        ax.text(x0 - 0.15, y + small / 2, f"filter {o}", ha="right", va="center", fontsize=7, color=colours[o])
+    ax.text(x0 + small / 2, side + 0.5, f"C' = {out_channels} filters of {in_channels} x {kernel_size} x {kernel_size}",
+            ha="center", fontsize=8)
+    x1 = x0 + small + stack + 1.6
+    for o in reversed(range(out_channels)):
+        _sheet(ax, x1 + o * depth, -o * depth, side, size, colours[o])
+    for o in range(out_channels):  # the first pixel of every output channel
+        ax.add_patch(Rectangle((x1 + o * depth, -o * depth + side * (1 - 1 / size)), side / size, side / size,
+                               facecolor=colours[o], edgecolor="black", lw=0.8))
+    ax.text(x1 + side / 2 + out_channels * depth / 2, side + 0.5,
+            f"output: C' = {out_channels} channels of {size} x {size}", ha="center", fontsize=8)
+    _arrow(ax, (input_right + 0.15, side / 2), (input_right + 1.2, side / 2))
+    _arrow(ax, (x0 + small + stack + 0.2, side / 2), (x1 - 0.2, side / 2))
+    ax.text((x1 + side + out_channels * depth) / 2, bottom - 0.55,
+            f"output pixel (o, 0, 0) = sum over the {in_channels} x {kernel_size} x {kernel_size} window "
+            "(outlined) of window x filter o, + b_o", ha="center", fontsize=8)
+    ax.set_xlim(-0.3, x1 + side + out_channels * depth + 0.3)
+    ax.set_ylim(bottom - 0.9, side + 0.9)
     fig.tight_layout()
     return fig
