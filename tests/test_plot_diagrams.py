@@ -8,7 +8,7 @@ import pytest
 import torch
 from matplotlib.colors import to_rgba
 
-from visarch.plot import clip_towers, filter_bank, vit_pipeline
+from visarch.plot import clip_towers, encoder_blocks, filter_bank, residual_blocks, vit_pipeline
 
 
 def rendered_ink(fig):
@@ -96,3 +96,54 @@ def test_filter_bank_draws_every_channel_filter_and_output_pixel():
 def test_filter_bank_rejects_bad_input(args, message):
     with pytest.raises(ValueError, match=message):
         filter_bank(*args)
+
+
+def test_encoder_blocks_place_the_norm_on_or_off_the_residual_path():
+    fig = encoder_blocks()
+    ax = fig.axes[0]
+    left = [t.get_text() for t in ax.texts if t.get_position()[0] == 0.0]
+    right = [t.get_text() for t in ax.texts if t.get_position()[0] == 5.0]
+    steps = ("x: [B, T, D]", "multi-head\nself-attention", "+", "LayerNorm", "feed-forward\n(MLP)", "[B, T, D]")
+    post = [t for t in left if t in steps]
+    pre = [t for t in right if t in steps]
+    # post-norm normalises the sum; pre-norm normalises the sublayer's input, and the sum is the output
+    assert post == ["x: [B, T, D]", "multi-head\nself-attention", "+", "LayerNorm", "feed-forward\n(MLP)", "+",
+                    "LayerNorm", "[B, T, D]"]
+    assert pre == ["x: [B, T, D]", "LayerNorm", "multi-head\nself-attention", "+", "LayerNorm",
+                   "feed-forward\n(MLP)", "+", "[B, T, D]"]
+    assert sum(t == "identity" for t in texts(ax)) == 4
+    assert rendered_ink(fig) > 0.05
+    plt.close(fig)
+
+
+def test_residual_blocks_squeeze_the_bottleneck_to_a_quarter():
+    fig = residual_blocks(32, 128)
+    ax = fig.axes[0]
+    right = [t.get_text() for t in ax.texts if t.get_position()[0] == 5.0 and t.get_text()]  # not the arrows
+    assert right[:5] == ["x: [128, H, W]", "1 x 1 conv, 32\nBN, ReLU", "3 x 3 conv, 32\nBN, ReLU",
+                         "1 x 1 conv, 128\nBN", "+"]
+    assert sum(t == "identity" for t in texts(ax)) == 2
+    assert rendered_ink(fig) > 0.05
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("basic", "bottleneck", "message"), [
+    (0, 256, "basic_channels C must be a positive int"),
+    (64, 6, "bottleneck_channels C' must be a positive multiple of 4"),
+    (64, 256.0, "bottleneck_channels C' must be a positive multiple of 4"),
+])
+def test_residual_blocks_reject_bad_channels(basic, bottleneck, message):
+    with pytest.raises(ValueError, match=message):
+        residual_blocks(basic, bottleneck)
+
+
+def test_residual_blocks_default_pair_has_nearly_equal_weights():
+    """The docstring's numbers, from torch's own layers: the paper's basic block on 64 channels and
+    bottleneck on 256 have 73,728 and 69,632 convolution weights."""
+    from torch import nn
+
+    def weights(*convs):
+        return sum(nn.Conv2d(i, o, k, bias=False).weight.numel() for i, o, k in convs)
+
+    assert weights((64, 64, 3), (64, 64, 3)) == 73_728
+    assert weights((256, 64, 1), (64, 64, 3), (64, 256, 1)) == 69_632

@@ -6,12 +6,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import to_rgba
-from matplotlib.patches import FancyBboxPatch, Rectangle
+from matplotlib.patches import Circle, FancyBboxPatch, Rectangle
 
 from visarch.functional.conv import conv_output_size
 
-__all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "filter_bank", "loss_curves",
-           "normalization_axes", "optimizer_paths", "receptive_field_maps", "transposed_conv_input", "vit_pipeline"]
+__all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "encoder_blocks", "filter_bank",
+           "loss_curves", "normalization_axes", "optimizer_paths", "receptive_field_maps", "residual_blocks",
+           "transposed_conv_input", "vit_pipeline"]
 
 # One colour per highlighted window; the output cell it produces gets the same colour.
 WINDOW_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
@@ -551,5 +552,110 @@ def filter_bank(in_channels=3, out_channels=4, kernel_size=3, size=6):
             "(outlined) of window x filter o, + b_o", ha="center", fontsize=8)
     ax.set_xlim(-0.3, x1 + side + out_channels * depth + 0.3)
     ax.set_ylim(bottom - 0.9, side + 0.9)
+    fig.tight_layout()
+    return fig
+
+
+def _column(ax, x, steps, *, top=0.0, height=0.5, gap=0.35, width=1.9):
+    """A vertical chain of boxes joined by arrows, from the top down: ``steps`` are (label, colour), and a
+    step whose label is ``"+"`` is drawn as the sum node of a residual connection. Returns the centres."""
+    centres = []
+    y = top
+    for k, (label, colour) in enumerate(steps):
+        if label == "+":
+            ax.add_patch(Circle((x, y), 0.17, facecolor="white", edgecolor="0.3", lw=1.1))
+            ax.text(x, y, "+", ha="center", va="center", fontsize=10)
+        else:
+            _box(ax, x, y, width, height, label, colour)
+        centres.append(y)
+        below = y - height - gap
+        if k + 1 < len(steps):
+            _arrow(ax, (x, y - (0.17 if label == "+" else height / 2)),
+                   (x, below + (0.17 if steps[k + 1][0] == "+" else height / 2)))
+        y = below
+    return centres
+
+
+def _skip(ax, x, y_from, y_to, *, side=1.35, label="identity"):
+    """A residual connection: from the trunk at ``y_from`` around the right of the column into the sum
+    node at ``y_to``."""
+    ax.plot([x, x + side, x + side], [y_from, y_from, y_to], color="0.3", lw=1.1)
+    _arrow(ax, (x + side, y_to), (x + 0.19, y_to))
+    ax.text(x + side + 0.08, (y_from + y_to) / 2, label, ha="left", va="center", fontsize=7, color="0.35",
+            rotation=90)
+
+
+def encoder_blocks():
+    """The transformer's encoder block in its two layouts, side by side.
+
+    Left, post-norm as in the original transformer: each sublayer (multi-head self-attention, then the
+    position-wise feed-forward network) is added to its input and the sum is layer-normalised, so the
+    normalisation sits on the residual path. Right, pre-norm as in the ViT: each sublayer reads a
+    normalised copy of its input and its output is added to the unnormalised input, so the residual path
+    from the block's input to its output is a plain sum. Both map ``[B, T, D] -> [B, T, D]``.
+
+    Returns:
+        The ``matplotlib`` figure.
+    """
+    fig, ax = plt.subplots(figsize=(8, 5.6))
+    ax.set_aspect("equal")
+    ax.axis("off")
+    trunk = ("x: [B, T, D]", "0.6")
+    attention, ffn = ("multi-head\nself-attention", "tab:blue"), ("feed-forward\n(MLP)", "tab:orange")
+    norm, add = ("LayerNorm", "tab:green"), ("+", None)
+    out = ("[B, T, D]", "0.6")
+    post = _column(ax, 0.0, [trunk, attention, add, norm, ffn, add, norm, out])
+    pre = _column(ax, 5.0, [trunk, norm, attention, add, norm, ffn, add, out])
+    # residual connections: from the branch point just below each column's input into its sum node
+    for x, centres, (start, end) in ((0.0, post, (0, 2)), (0.0, post, (3, 5)), (5.0, pre, (0, 3)),
+                                      (5.0, pre, (3, 6))):
+        y_from = centres[start] - 0.25 - 0.15
+        _skip(ax, x, y_from, centres[end])
+    ax.text(0.0, 0.75, "post-norm (Vaswani et al., 2017)", ha="center", fontsize=9)
+    ax.text(5.0, 0.75, "pre-norm (ViT, GPT-2 and later)", ha="center", fontsize=9)
+    ax.set_xlim(-1.4, 6.9)
+    ax.set_ylim(post[-1] - 0.6, 1.1)
+    fig.tight_layout()
+    return fig
+
+
+def residual_blocks(basic_channels=64, bottleneck_channels=256):
+    """ResNet's two residual blocks side by side, as in figure 5 of He et al. (2016).
+
+    Left, the basic block of ResNet-18 and -34: two 3 x 3 convolutions of C channels. Right, the
+    bottleneck block of ResNet-50 and deeper, on C' channels: a 1 x 1 convolution down to C'/4, a 3 x 3
+    convolution at C'/4, and a 1 x 1 convolution back up to C'. Each convolution is followed by batch
+    norm, and by a ReLU except the last, whose output is added to the block's input before the final ReLU.
+    The defaults are the paper's pair, C = 64 and C' = 256, whose weights nearly agree (73,728 and 69,632).
+
+    Args:
+        basic_channels: C, a positive int.
+        bottleneck_channels: C', a positive multiple of 4.
+
+    Returns:
+        The ``matplotlib`` figure.
+    """
+    if not isinstance(basic_channels, int) or basic_channels < 1:
+        raise ValueError(f"basic_channels C must be a positive int, got {basic_channels!r}")
+    if not isinstance(bottleneck_channels, int) or bottleneck_channels < 4 or bottleneck_channels % 4:
+        raise ValueError(f"bottleneck_channels C' must be a positive multiple of 4, got {bottleneck_channels!r}")
+    c, wide = basic_channels, bottleneck_channels
+    inner = wide // 4
+    fig, ax = plt.subplots(figsize=(8, 5.2))
+    ax.set_aspect("equal")
+    ax.axis("off")
+    conv, relu, add = "tab:blue", "tab:green", ("+", None)
+    basic = _column(ax, 0.0, [(f"x: [{c}, H, W]", "0.6"), (f"3 x 3 conv, {c}\nBN, ReLU", conv),
+                              (f"3 x 3 conv, {c}\nBN", conv), add, ("ReLU", relu), (f"[{c}, H, W]", "0.6")],
+                    height=0.6)
+    bottleneck = _column(ax, 5.0, [(f"x: [{wide}, H, W]", "0.6"), (f"1 x 1 conv, {inner}\nBN, ReLU", conv),
+                                   (f"3 x 3 conv, {inner}\nBN, ReLU", conv), (f"1 x 1 conv, {wide}\nBN", conv),
+                                   add, ("ReLU", relu), (f"[{wide}, H, W]", "0.6")], height=0.6)
+    _skip(ax, 0.0, basic[0] - 0.45, basic[3])
+    _skip(ax, 5.0, bottleneck[0] - 0.45, bottleneck[4])
+    ax.text(0.0, 0.8, "basic block (ResNet-18, -34)", ha="center", fontsize=9)
+    ax.text(5.0, 0.8, "bottleneck block (ResNet-50 and deeper)", ha="center", fontsize=9)
+    ax.set_xlim(-1.4, 6.9)
+    ax.set_ylim(bottleneck[-1] - 0.6, 1.2)
     fig.tight_layout()
     return fig
