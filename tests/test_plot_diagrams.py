@@ -8,7 +8,7 @@ import pytest
 import torch
 from matplotlib.colors import to_rgba
 
-from visarch.plot import clip_towers, encoder_blocks, filter_bank, residual_blocks, vit_pipeline
+from visarch.plot import clip_towers, encoder_blocks, filter_bank, residual_blocks, shifted_windows, vit_pipeline
 
 
 def rendered_ink(fig):
@@ -147,3 +147,27 @@ def test_residual_blocks_default_pair_has_nearly_equal_weights():
 
     assert weights((64, 64, 3), (64, 64, 3)) == 73_728
     assert weights((256, 64, 1), (64, 64, 3), (64, 256, 1)) == 69_632
+
+
+def test_shifted_windows_moves_the_grid_by_the_shift():
+    regions = torch.arange(64.0).view(8, 8) % 3  # any labels: the figure shows them as given
+    fig = shifted_windows(regions, 4, 1)
+    regular, shifted, rolled = fig.axes
+    def rows(ax):  # the window borders between rows: the horizontal lines, which span the axes in x
+        return sorted(line.get_ydata()[0] + 0.5 for line in ax.lines if list(line.get_xdata()) == [0, 1])
+
+    assert rows(regular) == [0, 4, 8] and rows(shifted) == [0, 1, 5, 8]  # every M; offset by S
+    np.testing.assert_array_equal(rolled.get_images()[0].get_array().data, regions.numpy())
+    assert rendered_ink(fig) > 0.05
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("regions", "window", "shift", "message"), [
+    (torch.zeros(2, 8, 8), 4, 2, r"regions must be \[H, W\]"),
+    (torch.zeros(8, 8), 3, 1, "window M=3 must be a positive int dividing H=8 and W=8"),
+    (torch.zeros(8, 8), 4, 4, "shift S=4 must be an int from 1 to M-1=3"),
+    (torch.zeros(8, 8), 4, 0, "shift S=0 must be an int from 1 to M-1=3"),
+])
+def test_shifted_windows_rejects_bad_input(regions, window, shift, message):
+    with pytest.raises(ValueError, match=message):
+        shifted_windows(regions, window, shift)

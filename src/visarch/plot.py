@@ -12,7 +12,7 @@ from visarch.functional.conv import conv_output_size
 
 __all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "encoder_blocks", "filter_bank",
            "loss_curves", "normalization_axes", "optimizer_paths", "receptive_field_maps", "residual_blocks",
-           "transposed_conv_input", "vit_pipeline"]
+           "shifted_windows", "transposed_conv_input", "vit_pipeline"]
 
 # One colour per highlighted window; the output cell it produces gets the same colour.
 WINDOW_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
@@ -657,5 +657,52 @@ def residual_blocks(basic_channels=64, bottleneck_channels=256):
     ax.text(5.0, 0.8, "bottleneck block (ResNet-50 and deeper)", ha="center", fontsize=9)
     ax.set_xlim(-1.4, 6.9)
     ax.set_ylim(bottleneck[-1] - 0.6, 1.2)
+    fig.tight_layout()
+    return fig
+
+
+def shifted_windows(regions, window, shift):
+    """Swin's window partitions in three panels, on a map of H x W tokens.
+
+    Left, the regular partition of one block into M x M windows. Middle, the partition of the next block,
+    moved by the shift S: windows at the border of the map are smaller. Right, how Swin computes the
+    middle one: the map rolled by -S in both directions and cut into regular windows again, coloured by
+    ``regions`` (the labels of :func:`~visarch.models.swin.shift_regions`), so that a window holding
+    tokens from several regions, which were not neighbours before the roll, masks attention between them.
+
+    Args:
+        regions: region labels of the rolled map, ``[H, W]``.
+        window: M, which must divide H and W.
+        shift: S, from 1 to M - 1.
+
+    Returns:
+        The ``matplotlib`` figure.
+    """
+    regions = torch.as_tensor(regions).detach().cpu()
+    if regions.dim() != 2:
+        raise ValueError(f"regions must be [H, W], got {tuple(regions.shape)}")
+    height, width = regions.shape
+    if not isinstance(window, int) or window < 1 or height % window or width % window:
+        raise ValueError(f"window M={window!r} must be a positive int dividing H={height} and W={width}")
+    if not isinstance(shift, int) or not 0 < shift < window:
+        raise ValueError(f"shift S={shift!r} must be an int from 1 to M-1={window - 1}")
+    fig, axes = plt.subplots(1, 3, figsize=(10, 4.2))
+    titles = (f"block l: {height // window} x {width // window} windows of {window} x {window}",
+              f"block l+1: windows shifted by S={shift}", f"computed as: roll by -{shift}, regular windows,\n"
+              "masked between regions")
+    for k, (ax, title) in enumerate(zip(axes, titles, strict=True)):
+        shown = regions.numpy() if k == 2 else np.zeros((height, width))
+        ax.imshow(shown, cmap="tab10" if k == 2 else "Greys", vmin=0, vmax=9, interpolation="nearest")
+        offset = shift if k == 1 else 0
+        lines = sorted({0, height, *range(offset, height, window)}), sorted({0, width, *range(offset, width, window)})
+        for y in lines[0]:
+            ax.axhline(y - 0.5, color="black", lw=1.6)
+        for x in lines[1]:
+            ax.axvline(x - 0.5, color="black", lw=1.6)
+        ax.set_xticks(np.arange(width) - 0.5, minor=True)
+        ax.set_yticks(np.arange(height) - 0.5, minor=True)
+        ax.grid(which="minor", color="0.8", lw=0.4)
+        ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        ax.set_title(title, fontsize=8.5)
     fig.tight_layout()
     return fig
