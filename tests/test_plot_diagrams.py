@@ -8,7 +8,15 @@ import pytest
 import torch
 from matplotlib.colors import to_rgba
 
-from visarch.plot import clip_towers, encoder_blocks, filter_bank, residual_blocks, shifted_windows, vit_pipeline
+from visarch.plot import (
+    clip_towers,
+    dense_block,
+    encoder_blocks,
+    filter_bank,
+    residual_blocks,
+    shifted_windows,
+    vit_pipeline,
+)
 
 
 def rendered_ink(fig):
@@ -171,3 +179,31 @@ def test_shifted_windows_moves_the_grid_by_the_shift():
 def test_shifted_windows_rejects_bad_input(regions, window, shift, message):
     with pytest.raises(ValueError, match=message):
         shifted_windows(regions, window, shift)
+
+
+def test_dense_block_stacks_what_each_layer_reads():
+    c0, k, layers = 16, 8, 3
+    fig = dense_block(c0, k, layers)
+    ax = fig.axes[0]
+    bars = {}
+    for patch in ax.patches:
+        if type(patch).__name__ == "Rectangle":
+            bars.setdefault(round(patch.get_x(), 6), []).append(patch.get_height())
+    heights = [sum(h) for _, h in sorted(bars.items())]
+    unit = heights[-1] / (c0 + layers * k)
+    assert [round(h / unit) for h in heights] == [c0 + j * k for j in range(layers + 1)]  # 16, 24, 32, 40
+    assert [len(h) for _, h in sorted(bars.items())] == [1, 2, 3, 4]  # x0, then one new piece per layer
+    assert [t for t in texts(ax) if t.startswith("H")] == ["H1 reads\n16", "H1: +8", "H2 reads\n24", "H2: +8",
+                                                           "H3 reads\n32", "H3: +8"]
+    assert rendered_ink(fig) > 0.05
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((0, 32, 4), "in_channels c0 must be a positive int"),
+    ((64, 2.0, 4), "growth_rate k must be a positive int"),
+    ((64, 32, 9), "layers L must be a positive int up to 8"),
+])
+def test_dense_block_rejects_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        dense_block(*args)

@@ -10,7 +10,8 @@ from matplotlib.patches import Circle, FancyBboxPatch, Rectangle
 
 from visarch.functional.conv import conv_output_size
 
-__all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "encoder_blocks", "filter_bank",
+__all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "dense_block", "encoder_blocks",
+           "filter_bank",
            "loss_curves", "normalization_axes", "optimizer_paths", "receptive_field_maps", "residual_blocks",
            "shifted_windows", "transposed_conv_input", "vit_pipeline"]
 
@@ -704,5 +705,53 @@ def shifted_windows(regions, window, shift):
         ax.grid(which="minor", color="0.8", lw=0.4)
         ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
         ax.set_title(title, fontsize=8.5)
+    fig.tight_layout()
+    return fig
+
+
+def dense_block(in_channels=64, growth_rate=32, layers=4):
+    """What each layer of a DenseNet block reads: the concatenation of the block's input and of every
+    earlier layer's output.
+
+    One bar per layer, stacked from the pieces it concatenates (the block's input in grey, the output of
+    layer j in colour j), with its channel count below: layer l reads ``c0 + (l - 1) k`` channels and
+    adds k new ones, so the block's output, the last bar, has ``c0 + L k``.
+
+    Args:
+        in_channels: c0, the block's input channels.
+        growth_rate: k, the channels each layer adds.
+        layers: L, from 1 to 8.
+
+    Returns:
+        The ``matplotlib`` figure.
+    """
+    for name, value, high in (("in_channels c0", in_channels, None), ("growth_rate k", growth_rate, None),
+                              ("layers L", layers, 8)):
+        if not isinstance(value, int) or value < 1 or (high is not None and value > high):
+            raise ValueError(f"{name} must be a positive int{f' up to {high}' if high else ''}, got {value!r}")
+    colours = plt.get_cmap("tab10").colors
+    total = in_channels + layers * growth_rate
+    scale = 4.0 / total  # the block's output is 4 units tall
+    fig, ax = plt.subplots(figsize=(1.3 * (layers + 1) + 1.5, 4.4))
+    for bar in range(1, layers + 2):  # bar l is layer l's input; bar L + 1 is the block's output
+        x, y = 1.4 * bar, 0.0
+        pieces = [(in_channels, "0.75", "x0")] + [(growth_rate, colours[j % 10], f"x{j}") for j in range(1, bar)]
+        for channels, colour, _ in pieces:
+            ax.add_patch(Rectangle((x - 0.3, y), 0.6, channels * scale, facecolor=colour, edgecolor="white", lw=0.8))
+            y += channels * scale
+        reads = in_channels + (bar - 1) * growth_rate
+        if bar <= layers:
+            ax.text(x, -0.3, f"H{bar} reads\n{reads}", ha="center", va="top", fontsize=7.5)
+            # H_l turns the whole bar into k new channels, the top piece of every later bar
+            new = (in_channels + (bar - 0.5) * growth_rate) * scale
+            _arrow(ax, (x + 0.32, y / 2), (x + 1.4 - 0.32, new))
+            ax.text(x + 0.62, new + 0.3, f"H{bar}: +{growth_rate}", ha="center", fontsize=7, color=colours[bar % 10])
+        else:
+            ax.text(x, -0.3, f"output\n{reads}", ha="center", va="top", fontsize=7.5)
+    ax.text(1.4 * (layers + 2) / 2, 4.75, f"dense block: c0 = {in_channels}, k = {growth_rate}, L = {layers}; "
+            f"layer l reads c0 + (l - 1) k channels", ha="center", fontsize=8.5)
+    ax.set_xlim(0.6, 1.4 * (layers + 1) + 0.6)
+    ax.set_ylim(-1.0, 5.0)
+    ax.axis("off")
     fig.tight_layout()
     return fig
