@@ -10,6 +10,7 @@ from matplotlib.colors import to_rgba
 
 from visarch.plot import (
     clip_towers,
+    data_parallel,
     dense_block,
     encoder_blocks,
     filter_bank,
@@ -207,3 +208,27 @@ def test_dense_block_stacks_what_each_layer_reads():
 def test_dense_block_rejects_bad_input(args, message):
     with pytest.raises(ValueError, match=message):
         dense_block(*args)
+
+
+def test_data_parallel_deals_the_rows_round_robin():
+    fig = data_parallel(3, 6)
+    ax = fig.axes[0]
+    rows = sorted((p for p in ax.patches if type(p).__name__ == "Rectangle"), key=lambda p: -p.get_y())
+    assert len(rows) == 6
+    lanes = [p.get_facecolor() for p in rows]
+    assert [lanes.index(colour) for colour in lanes] == [0, 1, 2, 0, 1, 2]  # row i goes to process i mod W
+    assert [t for t in texts(ax) if t.startswith("process")] == [
+        "process 0\nrows 0, 3, ...", "process 1\nrows 1, 4, ...", "process 2\nrows 2, 5, ..."]
+    assert rendered_ink(fig) > 0.05
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((0, 8), "processes W must be an int from 1 to 4"),
+    ((5, 10), "processes W must be an int from 1 to 4"),
+    ((3, 8), "batch B must be a multiple of W=3 from 1 to 16"),
+    ((2, 18), "batch B must be a multiple of W=2 from 1 to 16"),
+])
+def test_data_parallel_rejects_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        data_parallel(*args)

@@ -10,10 +10,9 @@ from matplotlib.patches import Circle, FancyBboxPatch, Rectangle
 
 from visarch.functional.conv import conv_output_size
 
-__all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "dense_block", "encoder_blocks",
-           "filter_bank",
-           "loss_curves", "normalization_axes", "optimizer_paths", "receptive_field_maps", "residual_blocks",
-           "shifted_windows", "transposed_conv_input", "vit_pipeline"]
+__all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "data_parallel", "dense_block",
+           "encoder_blocks", "filter_bank", "loss_curves", "normalization_axes", "optimizer_paths",
+           "receptive_field_maps", "residual_blocks", "shifted_windows", "transposed_conv_input", "vit_pipeline"]
 
 # One colour per highlighted window; the output cell it produces gets the same colour.
 WINDOW_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
@@ -753,5 +752,55 @@ def dense_block(in_channels=64, growth_rate=32, layers=4):
     ax.set_xlim(0.6, 1.4 * (layers + 1) + 0.6)
     ax.set_ylim(-1.0, 5.0)
     ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def data_parallel(processes=2, batch=8):
+    """One step of data-parallel training with W processes, drawn as W lanes.
+
+    The global mini-batch of B rows is cut into W shards of B/W rows (process r takes rows r, r + W,
+    ...); every process runs the same model on its shard and computes the gradient of its shard's mean
+    loss; an all-reduce sums those gradients and each process divides by W, which gives every process
+    the whole batch's gradient; each then takes the same optimizer step, so the copies stay identical.
+
+    Args:
+        processes: W, from 1 to 4.
+        batch: B, a positive multiple of W, at most 16.
+
+    Returns:
+        The ``matplotlib`` figure.
+    """
+    if not isinstance(processes, int) or not 1 <= processes <= 4:
+        raise ValueError(f"processes W must be an int from 1 to 4, got {processes!r}")
+    if not isinstance(batch, int) or batch < 1 or batch > 16 or batch % processes:
+        raise ValueError(f"batch B must be a multiple of W={processes} from 1 to 16, got {batch!r}")
+    colours = plt.get_cmap("tab10").colors
+    fig, ax = plt.subplots(figsize=(10, 1.3 + 1.1 * processes))
+    ax.axis("off")
+    ax.set_aspect("equal")
+    lane = 1.1  # vertical distance between processes
+    top = (processes - 1) * lane
+    for i in range(batch):  # the global batch, each row coloured by the process that takes it
+        ax.add_patch(Rectangle((0, top / 2 + batch * 0.14 - (i + 1) * 0.28), 0.9, 0.26,
+                               facecolor=to_rgba(colours[i % processes], 0.6), edgecolor="white"))
+        ax.text(0.45, top / 2 + batch * 0.14 - (i + 0.5) * 0.28, str(i), ha="center", va="center", fontsize=6)
+    ax.text(0.45, top / 2 + batch * 0.14 + 0.25, f"batch of B = {batch}", ha="center", fontsize=8)
+    for r in range(processes):
+        y = top - r * lane
+        colour = colours[r]
+        _arrow(ax, (1.0, top / 2), (1.9, y))
+        _box(ax, 2.75, y, 1.5, 0.7, f"process {r}\nrows {r}, {r + processes}, ...", colour, fontsize=7)
+        _arrow(ax, (3.55, y), (4.05, y))
+        _box(ax, 4.9, y, 1.5, 0.7, "model copy\nforward, loss", colour, fontsize=7)
+        _arrow(ax, (5.7, y), (6.2, y))
+        _box(ax, 7.0, y, 1.4, 0.7, f"gradient of\nshard mean g{r}", colour, fontsize=7)
+        _arrow(ax, (7.75, y), (8.35, y))
+        _box(ax, 10.6, y, 1.6, 0.7, "same step\nfrom same weights", colour, fontsize=7)
+    _box(ax, 9.05, top / 2, 1.1, max(top, 0) + 0.8, "all-reduce\nmean\n(g0 + ...)\n/ W", "0.45", fontsize=7)
+    for r in range(processes):
+        _arrow(ax, (9.65, top - r * lane), (9.75, top - r * lane))
+    ax.set_xlim(-0.2, 11.5)
+    ax.set_ylim(-0.8, top + 0.9 + max(0.0, batch * 0.14 - top / 2))
     fig.tight_layout()
     return fig
