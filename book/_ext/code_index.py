@@ -69,7 +69,7 @@ def _tree(module: str) -> ast.Module:
 
 @cache
 def public_names(module: str) -> tuple[str, ...]:
-    """The module's ``__all__`` (a package's re-exports objects that its submodules document)."""
+    """The module's ``__all__``; a package's ``__all__`` re-exports objects that its submodules document."""
     names = getattr(importlib.import_module(module), "__all__", None)
     if names is None and not is_package(module):
         raise ValueError(f"module {module} declares no __all__, so its public API is not stated")
@@ -104,7 +104,8 @@ def undocumented() -> list[str]:
         if not ast.get_docstring(_tree(module)):
             missing.append(module)
         attr_docs = ModuleAnalyzer.for_module(module).find_attr_docs()
-        documented = {name for (_, name), lines in attr_docs.items() if any(line.strip() for line in lines)}
+        # module-level names only: a class attribute of the same name documents something else
+        documented = {name for (scope, name), lines in attr_docs.items() if not scope and any(map(str.strip, lines))}
         nodes = {n.name: n for n in _tree(module).body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
         for name in defined_here(module):
             has_doc = ast.get_docstring(nodes[name]) if name in nodes else name in documented
