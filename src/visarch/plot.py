@@ -585,6 +585,15 @@ def _skip(ax, x, y_from, y_to, *, side=1.35, label="identity"):
             rotation=90)
 
 
+def _two_columns(fig, ax, titles, *, title_y, top, bottom):
+    """Title the two columns that ``_column`` drew at x = 0 and x = 5, and frame them."""
+    for x, title in zip((0.0, 5.0), titles, strict=True):
+        ax.text(x, title_y, title, ha="center", fontsize=9)
+    ax.set_xlim(-1.4, 6.9)
+    ax.set_ylim(bottom, top)
+    fig.tight_layout()
+    return fig
+
 def encoder_blocks():
     """The transformer's encoder block in its two layouts, side by side.
 
@@ -611,12 +620,8 @@ def encoder_blocks():
                                       (5.0, pre, (3, 6))):
         y_from = centres[start] - 0.25 - 0.15
         _skip(ax, x, y_from, centres[end])
-    ax.text(0.0, 0.75, "post-norm (Vaswani et al., 2017)", ha="center", fontsize=9)
-    ax.text(5.0, 0.75, "pre-norm (ViT, GPT-2 and later)", ha="center", fontsize=9)
-    ax.set_xlim(-1.4, 6.9)
-    ax.set_ylim(post[-1] - 0.6, 1.1)
-    fig.tight_layout()
-    return fig
+    return _two_columns(fig, ax, ("post-norm (Vaswani et al., 2017)", "pre-norm (ViT, GPT-2 and later)"),
+                        title_y=0.75, top=1.1, bottom=post[-1] - 0.6)
 
 
 def residual_blocks(basic_channels=64, bottleneck_channels=256):
@@ -653,12 +658,8 @@ def residual_blocks(basic_channels=64, bottleneck_channels=256):
                                    add, ("ReLU", relu), (f"[{wide}, H, W]", "0.6")], height=0.6)
     _skip(ax, 0.0, basic[0] - 0.45, basic[3])
     _skip(ax, 5.0, bottleneck[0] - 0.45, bottleneck[4])
-    ax.text(0.0, 0.8, "basic block (ResNet-18, -34)", ha="center", fontsize=9)
-    ax.text(5.0, 0.8, "bottleneck block (ResNet-50 and deeper)", ha="center", fontsize=9)
-    ax.set_xlim(-1.4, 6.9)
-    ax.set_ylim(bottleneck[-1] - 0.6, 1.2)
-    fig.tight_layout()
-    return fig
+    return _two_columns(fig, ax, ("basic block (ResNet-18, -34)", "bottleneck block (ResNet-50 and deeper)"),
+                        title_y=0.8, top=1.2, bottom=bottleneck[-1] - 0.6)
 
 
 def shifted_windows(regions, window, shift):
