@@ -1,7 +1,10 @@
 """``visarch.display``: the layer table lists every module's output shape and parameters, and its
-totals are torch's own count."""
+totals are torch's own count; shown source folds argument checks and nothing else."""
 
 from __future__ import annotations
+
+import inspect
+import textwrap
 
 import torch
 from torch import nn
@@ -28,3 +31,45 @@ def test_layer_table_takes_several_inputs():
 
     table = layer_table(Two(), input_data=(torch.zeros(1, 4), torch.zeros(1, 3)))
     assert "Total params: 15" in table and "[1, 3]" in table
+
+
+SAMPLE = '''    def scale(self, x, factor, *, eps=1e-5):
+        """Docstring stays."""
+        if factor <= 0:
+            raise ValueError(f"factor must be positive, got {factor}")
+        check_int(x.dim(), "x.dim()", low=1)
+        for name in ("factor", "eps"):
+            check_positive(name, locals()[name])
+        y = x * factor  # the lesson
+        if y.isnan().any():
+            y = y.nan_to_num()
+        else:
+            y = y + eps
+        if eps > 1:
+            raise ValueError("eps too large")
+        return y
+'''
+
+
+def test_without_checks_folds_each_run_of_checks_into_one_line():
+    from visarch.display import without_checks
+
+    folded = without_checks(SAMPLE)
+    kept = folded.splitlines()
+    assert kept[0] == SAMPLE.splitlines()[0] and '"""Docstring stays."""' in folded
+    assert kept[2] == "        # ... argument checks (5 lines; full source in the API reference)"
+    assert "        # ... argument checks (2 lines; full source in the API reference)" in kept
+    assert "raise" not in folded and "check_" not in folded
+    # an if with an else branch does something besides checking, so it stays
+    assert "y = y.nan_to_num()" in folded and "y = y + eps" in folded and "# the lesson" in folded
+    compile(textwrap.dedent(folded), "<folded>", "exec")  # still valid Python
+    assert without_checks("def f(x):\n    return x\n") == "def f(x):\n    return x\n"
+
+
+def test_show_source_folds_checks_unless_asked():
+    from visarch.display import show_source
+    from visarch.functional.normalization import group_norm
+
+    folded, full = show_source(group_norm).data, show_source(group_norm, checks=True).data
+    assert full == f"```python\n{inspect.getsource(group_norm)}```"
+    assert "argument checks" in folded and "raise" not in folded and len(folded) < len(full)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from visarch.display import without_checks
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Ways a notebook could reach the network; none is allowed at run time.
@@ -77,14 +79,16 @@ def test_every_erratum_is_listed():
 
 
 def _package_sources():
-    """The source of every function, class and method of ``visarch``, as ``inspect.getsource`` gives it."""
+    """The source of every function, class and method of ``visarch``, as ``inspect.getsource`` gives it,
+    in full and with its argument checks folded (``show_source``'s default view)."""
     sources = set()
     for module in sorted((ROOT / "src" / "visarch").rglob("*.py")):
         lines = module.read_text().splitlines(keepends=True)
         for node in ast.walk(ast.parse("".join(lines))):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                sources.add("".join(lines[first - 1:node.end_lineno]))
+                source = "".join(lines[first - 1:node.end_lineno])
+                sources |= {source, without_checks(source)}
     return sources
 
 
