@@ -4,31 +4,38 @@ Hypothesis runs derandomised, so every run (and every machine) sees the same
 examples; nbval gets the sanitize file that masks what legitimately varies
 between runs of a notebook.
 
-The suite runs two workers (``-n 2`` in pyproject.toml), each driving a test
-process or a notebook kernel. With PyTorch's default of one OpenMP thread per
-core, two workers on a two-core machine run four busy threads on two cores,
-and the spinning threads cost as much as the work: measured on the book's
-machine, the suite took 12.5 minutes and 22 CPU-minutes that way, against 6.6
-minutes and 11 CPU-minutes with one thread per worker. So every process of the
-test run (the workers inherit this environment, and the kernels inherit it
-from them) uses one thread unless the caller sets ``OMP_NUM_THREADS``. The
-stored outputs do not depend on it: the same suite passes with either setting.
+The suite runs one worker per logical core (``-n logical`` in pyproject.toml),
+each driving a test process or a notebook kernel, so a reader with eight cores
+waits less than one with two. With PyTorch's default of one OpenMP thread per
+core, N workers would run N busy threads per core, and the spinning threads cost
+as much as the work: measured on a two-core machine, two workers took 12.5
+minutes and 22 CPU-minutes that way, against 6.6 minutes and 11 CPU-minutes
+with one thread each. So every process of the test run (the workers inherit
+this environment, and the kernels inherit it from them) gets ``cores //
+workers`` threads, at least one, unless the caller sets ``OMP_NUM_THREADS``.
+The stored outputs do not depend on it: the same suite passes with either
+setting.
 
-Two workers finish together only if the long jobs start first: in collection order the chapters
+Workers finish together only if the long jobs start first: in collection order the chapters
 that train the most (transformers, near the end of the alphabet) ran last, one worker busy for
-minutes while the other idled. So notebooks run longest first, by the time their stored run
+minutes while the others idled. So notebooks run longest first, by the time their stored run
 recorded, and the unit tests, many short files, fill the gaps at the end.
 """
 
 import json
 import os
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 
 from hypothesis import settings
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before anything imports torch (see the docstring)
+from benchmarks.notebooks import cell_seconds
+
+# Before anything imports torch (see the docstring). Only in xdist's workers, which know how many
+# they are: the controller's environment is inherited by every worker, so it must not set it.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _cores, _workers = len(os.sched_getaffinity(0)), int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // _workers)))
 
 ROOT = Path(__file__).resolve().parent
 
@@ -45,14 +52,7 @@ def pytest_configure(config):
 @cache
 def recorded_seconds(path: str) -> float:
     """Seconds the stored run of a notebook spent in its cells (nbclient's timestamps in the cell metadata)."""
-    total = 0.0
-    for cell in json.loads(Path(path).read_text())["cells"]:
-        stamps = cell.get("metadata", {}).get("execution", {})
-        if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
-            start, end = (datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
-                          for k in ("iopub.execute_input", "shell.execute_reply"))
-            total += (end - start).total_seconds()
-    return total
+    return sum(cell_seconds(cell) for cell in json.loads(Path(path).read_text())["cells"])
 
 
 def pytest_collection_modifyitems(items):

@@ -37,7 +37,8 @@ class Run:
     error: str = ""
 
 
-def _cell_seconds(cell) -> float:
+def cell_seconds(cell) -> float:
+    """Seconds one cell ran, from the timestamps Jupyter stores in its metadata (0 if it never ran)."""
     stamps = cell.get("metadata", {}).get("execution", {})
     start, end = stamps.get("iopub.execute_input"), stamps.get("shell.execute_reply")
     if not (start and end):
@@ -64,7 +65,7 @@ def run_one(path: str, threads: int, timeout: int) -> Run:
         error = str(err).strip().splitlines()[-1][:80]
     seconds = time.perf_counter() - start
     code = [c for c in nb.cells if c.cell_type == "code"]
-    times = [_cell_seconds(c) for c in code]
+    times = [cell_seconds(c) for c in code]
     slowest = max(range(len(times)), key=times.__getitem__) if times else 0
     return Run(str(Path(path).relative_to(ROOT)), seconds, len(code), slowest + 1,
                times[slowest] if times else 0.0, bool(TRAINS.search(first)), error)

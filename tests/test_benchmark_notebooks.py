@@ -3,14 +3,14 @@ Timings themselves are printed by the command, never asserted."""
 
 import pytest
 
-from benchmarks.notebooks import Run, _cell_seconds, main, table
+from benchmarks.notebooks import Run, cell_seconds, main, table
 
 
-def test_cell_seconds_reads_jupyters_timestamps():
+def testcell_seconds_reads_jupyters_timestamps():
     cell = {"metadata": {"execution": {"iopub.execute_input": "2026-12-07T10:00:00.250000Z",
                                        "shell.execute_reply": "2026-12-07T10:00:02.000000Z"}}}
-    assert _cell_seconds(cell) == 1.75
-    assert _cell_seconds({"metadata": {}}) == 0.0  # a cell that never ran
+    assert cell_seconds(cell) == 1.75
+    assert cell_seconds({"metadata": {}}) == 0.0  # a cell that never ran
 
 
 def test_table_sorts_by_time_and_marks_each_budget():
