@@ -43,8 +43,8 @@ def cell_seconds(cell) -> float:
     start, end = stamps.get("iopub.execute_input"), stamps.get("shell.execute_reply")
     if not (start and end):
         return 0.0
-    parse = (lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")))
-    return (parse(end) - parse(start)).total_seconds()
+    start, end = (datetime.fromisoformat(stamp.replace("Z", "+00:00")) for stamp in (start, end))
+    return (end - start).total_seconds()
 
 
 def run_one(path: str, threads: int, timeout: int) -> Run:
@@ -76,8 +76,8 @@ def table(runs: list[Run], budget: float, train_budget: float) -> str:
     for r in sorted(runs, key=lambda r: r.seconds, reverse=True):
         limit = train_budget if r.trains else budget
         mark = "ERROR " + r.error if r.error else (f"over {limit:.0f} s" if r.seconds > limit else "")
-        rows.append(f"{r.notebook:44s} {r.seconds:8.1f} {r.cells:5d} {f'#{r.slowest_cell}: {r.slowest_seconds:.1f} s':>13s}"
-                    f"  {mark}".rstrip())
+        slowest = f"#{r.slowest_cell}: {r.slowest_seconds:.1f} s"
+        rows.append(f"{r.notebook:44s} {r.seconds:8.1f} {r.cells:5d} {slowest:>13s}  {mark}".rstrip())
     total = sum(r.seconds for r in runs)
     rows.append(f"{'total (sum over notebooks)':44s} {total:8.1f}")
     return "\n".join(rows)

@@ -52,8 +52,8 @@ def without_checks(source: str) -> str:
     """The source of a function or class with its argument checks folded away.
 
     In the body of every function, each run of consecutive checks (an ``if`` that only raises, a
-    call to a ``check_*`` helper, or a ``for`` loop of such checks) becomes one comment line, at the same indentation, that says how
-    many lines it stood for. Everything else is kept as written.
+    call to a ``check_*`` helper, or a ``for`` loop of such checks) becomes one comment line, at
+    the same indentation, that says how many lines it stood for. Everything else is kept as written.
 
     Args:
         source: the source of one function or class, as ``inspect.getsource`` returns it.
@@ -78,8 +78,8 @@ def without_checks(source: str) -> str:
     for first, last in sorted(runs, reverse=True):
         indent = lines[first - 1][: len(lines[first - 1]) - len(lines[first - 1].lstrip())]
         count = last - first + 1
-        note = f"{indent}# ... argument checks ({count} line{'s' if count > 1 else ''}; full source in the API reference)\n"
-        lines[first - 1:last] = [note]
+        lines[first - 1:last] = [f"{indent}# ... argument checks ({count} line{'s' if count > 1 else ''}; "
+                                 "full source in the API reference)\n"]
     return "".join(lines)
 
 
