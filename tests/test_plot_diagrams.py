@@ -16,6 +16,7 @@ from visarch.plot import (
     filter_bank,
     residual_blocks,
     shifted_windows,
+    unet_shapes,
     vit_pipeline,
 )
 
@@ -112,14 +113,14 @@ def test_encoder_blocks_place_the_norm_on_or_off_the_residual_path():
     ax = fig.axes[0]
     left = [t.get_text() for t in ax.texts if t.get_position()[0] == 0.0]
     right = [t.get_text() for t in ax.texts if t.get_position()[0] == 5.0]
-    steps = ("x: [B, T, D]", "multi-head\nself-attention", "+", "LayerNorm", "feed-forward\n(MLP)", "[B, T, D]")
+    steps = ("x: [N, T, d]", "multi-head\nself-attention", "+", "LayerNorm", "feed-forward\n(MLP)", "[N, T, d]")
     post = [t for t in left if t in steps]
     pre = [t for t in right if t in steps]
     # post-norm normalises the sum; pre-norm normalises the sublayer's input, and the sum is the output
-    assert post == ["x: [B, T, D]", "multi-head\nself-attention", "+", "LayerNorm", "feed-forward\n(MLP)", "+",
-                    "LayerNorm", "[B, T, D]"]
-    assert pre == ["x: [B, T, D]", "LayerNorm", "multi-head\nself-attention", "+", "LayerNorm",
-                   "feed-forward\n(MLP)", "+", "[B, T, D]"]
+    assert post == ["x: [N, T, d]", "multi-head\nself-attention", "+", "LayerNorm", "feed-forward\n(MLP)", "+",
+                    "LayerNorm", "[N, T, d]"]
+    assert pre == ["x: [N, T, d]", "LayerNorm", "multi-head\nself-attention", "+", "LayerNorm",
+                   "feed-forward\n(MLP)", "+", "[N, T, d]"]
     assert sum(t == "identity" for t in texts(ax)) == 4
     assert rendered_ink(fig) > 0.05
     plt.close(fig)
@@ -232,3 +233,65 @@ def test_data_parallel_deals_the_rows_round_robin():
 def test_data_parallel_rejects_bad_input(args, message):
     with pytest.raises(ValueError, match=message):
         data_parallel(*args)
+
+
+def unet_trail():
+    """The shapes of the default U-Net on a 3 x 32 x 32 image, recorded with hooks on the meta device."""
+    from torch import nn
+
+    from visarch.models import create
+
+    with torch.device("meta"):
+        unet = create("unet")
+    descent, ascent = [], []
+
+    def record(shapes):
+        return lambda module, inputs, output: shapes.append((output.shape[1], output.shape[2]))
+
+    hooks = [m.register_forward_hook(record(descent)) for m in (unet.conv_in, *unet.down)]
+    hooks += [m.register_forward_hook(record(ascent)) for m in (unet.middle[1], *unet.up)]
+    unet(torch.empty(1, 3, 32, 32, device="meta"), torch.empty(1, unet.config.embed_dim, device="meta"))
+    for hook in hooks:
+        hook.remove()
+    stages = [m for m in unet.up if not isinstance(m, nn.ConvTranspose2d)]
+    return descent, ascent, [m.res.norm1.num_channels for m in stages]
+
+
+def test_unet_shapes_pairs_each_skip_with_the_stage_that_takes_it():
+    descent, ascent, stage_inputs = unet_trail()
+    fig = unet_shapes(descent, ascent)
+    ax = fig.axes[0]
+    boxes = {}  # (x, y) of each box's centre -> its label
+    for t in ax.texts:
+        if " x " in t.get_text():
+            boxes[(round(t.get_position()[0], 6), round(t.get_position()[1], 6))] = t.get_text()
+    left = [label for (x, y), label in sorted(boxes.items(), key=lambda kv: -kv[0][1]) if x == 0.0]
+    right = [label for (x, y), label in sorted(boxes.items(), key=lambda kv: kv[0][1]) if x == 6.0]
+    assert left == [f"{c} x {s} x {s}" for c, s in descent]  # z1 ... z12, top to bottom
+    assert right == [f"{c} x {s} x {s}" for c, s in ascent[1:]]  # bottom to top
+    skips = [a for a in ax.texts if type(a).__name__ == "Annotation" and a.arrowprops.get("linestyle") == "--"]
+    assert len(skips) == len(descent) == 12
+    # each dashed arrow joins z_i to the stage on its row; that stage's input has the channels of the
+    # previous ascent entry plus those of z_i, as the network's own GroupNorm says
+    by_row = {}
+    for (x, y), label in boxes.items():
+        by_row.setdefault(y, {})[x] = int(label.split()[0])
+    right_rows = sorted(y for (x, y) in boxes if x == 6.0)  # bottom to top: ascent[1:]
+    concatenated = []
+    for arrow in sorted(skips, key=lambda a: a.xy[1]):
+        y = round(arrow.xy[1], 6)
+        before = ascent[right_rows.index(y)][0]  # the ascent entry just below this stage
+        concatenated.append(before + by_row[y][0.0])
+    assert concatenated == stage_inputs
+    assert rendered_ink(fig) > 0.05
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("descent", "ascent", "message"), [
+    ([], [(8, 4)], "descent must be a non-empty list"),
+    ([(8, 4)], [(8, 4.0)], "ascent must be a non-empty list"),
+    ([(8, 4), (8, 4)], [(8, 4), (8, 4)], "the ascent has 1 stages that take a skip, the descent keeps 2"),
+])
+def test_unet_shapes_rejects_bad_input(descent, ascent, message):
+    with pytest.raises(ValueError, match=message):
+        unet_shapes(descent, ascent)

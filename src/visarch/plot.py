@@ -12,7 +12,8 @@ from visarch.functional.conv import conv_output_size
 
 __all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "data_parallel", "dense_block",
            "encoder_blocks", "filter_bank", "loss_curves", "normalization_axes", "optimizer_paths",
-           "receptive_field_maps", "residual_blocks", "shifted_windows", "transposed_conv_input", "vit_pipeline"]
+           "receptive_field_maps", "residual_blocks", "shifted_windows", "transposed_conv_input", "unet_shapes",
+           "vit_pipeline"]
 
 # One colour per highlighted window; the output cell it produces gets the same colour.
 WINDOW_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
@@ -601,7 +602,7 @@ def encoder_blocks():
     position-wise feed-forward network) is added to its input and the sum is layer-normalised, so the
     normalisation sits on the residual path. Right, pre-norm as in the ViT: each sublayer reads a
     normalised copy of its input and its output is added to the unnormalised input, so the residual path
-    from the block's input to its output is a plain sum. Both map ``[B, T, D] -> [B, T, D]``.
+    from the block's input to its output is a plain sum. Both map ``[N, T, d] -> [N, T, d]``.
 
     Returns:
         The ``matplotlib`` figure.
@@ -609,10 +610,10 @@ def encoder_blocks():
     fig, ax = plt.subplots(figsize=(8, 5.6))
     ax.set_aspect("equal")
     ax.axis("off")
-    trunk = ("x: [B, T, D]", "0.6")
+    trunk = ("x: [N, T, d]", "0.6")
     attention, ffn = ("multi-head\nself-attention", "tab:blue"), ("feed-forward\n(MLP)", "tab:orange")
     norm, add = ("LayerNorm", "tab:green"), ("+", None)
-    out = ("[B, T, D]", "0.6")
+    out = ("[N, T, d]", "0.6")
     post = _column(ax, 0.0, [trunk, attention, add, norm, ffn, add, norm, out])
     pre = _column(ax, 5.0, [trunk, norm, attention, add, norm, ffn, add, out])
     # residual connections: from the branch point just below each column's input into its sum node
@@ -803,5 +804,76 @@ def data_parallel(processes=2, batch=8):
         _arrow(ax, (9.65, top - r * lane), (9.75, top - r * lane))
     ax.set_xlim(-0.2, 11.5)
     ax.set_ylim(-0.8, top + 0.9 + max(0.0, batch * 0.14 - top / 2))
+    fig.tight_layout()
+    return fig
+
+
+def unet_shapes(descent, ascent):
+    """The shape trail of a U-Net: the descent down the left, the ascent up the right, a skip per row.
+
+    ``descent`` lists the shapes of the images the descent keeps, ``z_1, z_2, ...`` (the first
+    convolution, then every residual stage and every downsampling); ``ascent`` lists the shapes on the
+    way back, starting with the middle block's output. Every entry of the ascent after the first is
+    either an upsampling, recognised by a side twice the previous one, or a stage that concatenates
+    the next skip, ``z_D, z_{D-1}, ..., z_1`` in that order. Each ``z_i`` is drawn on row i, and so is
+    the stage that consumes it, with the skip as a horizontal arrow; upsamplings sit between rows. Box
+    colours mark the resolution and box widths grow with the logarithm of the channels.
+
+    Args:
+        descent: ``[(C, side), ...]``, one pair per kept image of the descent.
+        ascent: ``[(C, side), ...]``, the middle block's output first.
+
+    Returns:
+        The ``matplotlib`` figure.
+    """
+    for name, trail in (("descent", descent), ("ascent", ascent)):
+        if not trail or not all(isinstance(p, tuple) and len(p) == 2 and all(isinstance(v, int) and v > 0 for v in p)
+                                for p in trail):
+            raise ValueError(f"{name} must be a non-empty list of (channels, side) pairs of positive ints, "
+                             f"got {trail!r}")
+    upsampling = [i > 0 and ascent[i][1] == 2 * ascent[i - 1][1] for i in range(len(ascent))]
+    consumers = [i for i in range(1, len(ascent)) if not upsampling[i]]
+    if len(consumers) != len(descent):
+        raise ValueError(f"the ascent has {len(consumers)} stages that take a skip, the descent keeps "
+                         f"{len(descent)} images; they must be equal")
+    sides = sorted({side for _, side in (*descent, *ascent)}, reverse=True)
+    colours = plt.get_cmap("viridis")(np.linspace(0.15, 0.85, len(sides)))
+    colour = {side: colours[k] for k, side in enumerate(sides)}
+    widest = max(np.log2(c) for c, _ in (*descent, *ascent))
+
+    def box(x, y, shape):
+        c, side = shape
+        _box(ax, x, y, 1.0 + 1.2 * np.log2(c) / widest, 0.7, f"{c} x {side} x {side}", colour[side], fontsize=7)
+
+    # the ascent reads bottom to top, one row per entry; z_i sits on the row of the stage that takes it
+    rows = len(ascent) - 1
+    row_of = {i: rows - i for i in range(1, len(ascent))}
+    row_of[0] = rows + 0.4  # the middle block, below the lowest row
+    z_rows = [row_of[i] for i in reversed(consumers)]  # z_1 ... z_D
+    fig, ax = plt.subplots(figsize=(8, 0.42 * (rows + 2) + 1))
+    ax.axis("off")
+    left, right = 0.0, 6.0
+    for shape, row in zip(descent, z_rows, strict=True):
+        box(left, -row, shape)
+    for upper, lower in zip(z_rows[:-1], z_rows[1:], strict=True):
+        _arrow(ax, (left, -upper - 0.36), (left, -lower + 0.36))
+    box((left + right) / 2, -row_of[0], ascent[0])
+    _arrow(ax, (left, -z_rows[-1] - 0.38), ((left + right) / 2 - 0.9, -row_of[0]))
+    previous = ((left + right) / 2 + 0.9, -row_of[0])
+    for i in range(1, len(ascent)):
+        box(right, -row_of[i], ascent[i])
+        _arrow(ax, previous, (right, -row_of[i] - 0.38))
+        previous = (right, -row_of[i] + 0.38)
+        if not upsampling[i]:
+            ax.annotate("", xy=(right - 1.15, -row_of[i]), xytext=(left + 1.15, -row_of[i]),
+                        arrowprops={"arrowstyle": "->", "color": "0.55", "lw": 0.9, "linestyle": "--"})
+        else:
+            ax.text(right + 1.3, -row_of[i], "upsample", fontsize=7, va="center", color="0.4")
+    ax.text(left, 1.0, "descent: z1, z2, ...", ha="center", fontsize=9)
+    ax.text(right, 1.0, "ascent: each stage concatenates a skip", ha="center", fontsize=9)
+    ax.text((left + right) / 2, 0.45, "skips (dashed): concatenated along the channels", ha="center",
+            fontsize=8, color="0.4")
+    ax.set_xlim(left - 1.6, right + 2.1)
+    ax.set_ylim(-row_of[0] - 0.8, 1.4)
     fig.tight_layout()
     return fig
