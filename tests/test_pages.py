@@ -11,6 +11,8 @@
   interrupting it.
 - Its metadata lists the symbols of the introduction's notation table that it uses and the
   symbols it defines for itself; none of the latter is a symbol of the table.
+- Its text holds no control characters: a LaTeX command written through a Python string without
+  escaping (``"\times"``, ``"\approx"``) arrives as a tab or a bell and breaks the formula.
 """
 
 import json
@@ -202,3 +204,11 @@ def test_notation_agrees_with_the_table(page):
     assert not clashes, f"{page} redefines {sorted(clashes)}, which the notation table already defines"
     for symbol in [*meta["uses"], *meta["defines"]]:
         assert symbol in math, f"{page} lists ${symbol}$ in its notation but never writes it"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=str)
+def test_no_control_characters_in_the_text(page):
+    for text in markdown(page):
+        bad = re.search(r"[\x00-\x08\x0b-\x1f]|\t", text)
+        context = text[max(0, bad.start() - 40):bad.end() + 20] if bad else ""
+        assert not bad, f"{page}: control character {bad.group(0)!r} in {context!r}"
