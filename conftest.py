@@ -34,7 +34,9 @@ from benchmarks.notebooks import cell_seconds
 # Before anything imports torch (see the docstring). Only in xdist's workers, which know how many
 # they are: the controller's environment is inherited by every worker, so it must not set it.
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
-    _cores, _workers = len(os.sched_getaffinity(0)), int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    # the cores this process may use (Linux); macOS and Windows only know the machine's count
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // _workers)))
 
 ROOT = Path(__file__).resolve().parent
