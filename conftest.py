@@ -19,7 +19,13 @@ setting.
 Workers finish together only if the long jobs start first: in collection order the chapters
 that train the most (transformers, near the end of the alphabet) ran last, one worker busy for
 minutes while the others idled. So notebooks run longest first, by the time their stored run
-recorded, and the unit tests, many short files, fill the gaps at the end.
+recorded, and the unit tests, many short files, fill the gaps at the end (``--no-loadscope-reorder``
+in pyproject.toml keeps this order: by default xdist hands out the files with the most tests first).
+
+The book's build (tests/conftest.py's ``book_build``) is the longest job of all, a single process
+of several minutes, and two files read it. Started together on two workers, one would build while
+the other sat blocked on the build's lock; so the browser tests, which build, run first, and the
+build tests, which only read the build, run last, when it is long done.
 """
 
 import json
@@ -57,10 +63,16 @@ def recorded_seconds(path: str) -> float:
     return sum(cell_seconds(cell) for cell in json.loads(Path(path).read_text())["cells"])
 
 
+BUILDS_THE_BOOK, READS_THE_BUILD = ROOT / "tests" / "test_browser.py", ROOT / "tests" / "test_book_build.py"
+
+
 def pytest_collection_modifyitems(items):
     # a stable sort keeps each file's items together and in order (the workers run one file at a time)
     def cost(item):
-        path = str(item.path)
-        return -recorded_seconds(path) if path.endswith(".ipynb") else 0.0
+        if item.path == BUILDS_THE_BOOK:
+            return -float("inf")
+        if item.path == READS_THE_BUILD:
+            return float("inf")
+        return -recorded_seconds(str(item.path)) if item.path.suffix == ".ipynb" else 0.0
 
     items.sort(key=cost)
