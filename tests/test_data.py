@@ -18,6 +18,7 @@ from sklearn.datasets import load_digits
 from visarch.data import (
     TEST_PHOTOGRAPH,
     TRAIN_PHOTOGRAPHS,
+    VALIDATION_PHOTOGRAPH,
     digits,
     moving_digits,
     photo_patches,
@@ -65,8 +66,8 @@ def test_unknown_split_raises():
 def test_photographs_are_scikit_images_in_grey():
     from skimage import color, data
 
-    for name in TRAIN_PHOTOGRAPHS + (TEST_PHOTOGRAPH,):
-        raw = getattr(data, name)()
+    for name in TRAIN_PHOTOGRAPHS + (VALIDATION_PHOTOGRAPH, TEST_PHOTOGRAPH):
+        raw = data.stereo_motorcycle()[0] if name == VALIDATION_PHOTOGRAPH else getattr(data, name)()
         grey = photograph(name)
         assert grey.shape == (1, *raw.shape[:2]) and grey.dtype == torch.float32
         expected = color.rgb2gray(raw) if raw.ndim == 3 else raw / 255.0
@@ -89,15 +90,16 @@ def test_patches_are_slices_of_the_training_photographs(size, stride):
                                             (grids[-1][1] - 1) * step:(grids[-1][1] - 1) * step + size])
 
 
-def test_the_test_photograph_is_held_out():
-    assert TEST_PHOTOGRAPH not in TRAIN_PHOTOGRAPHS
+@pytest.mark.parametrize("name", [TEST_PHOTOGRAPH, VALIDATION_PHOTOGRAPH])
+def test_the_test_and_validation_photographs_are_held_out(name):
+    assert name not in TRAIN_PHOTOGRAPHS and VALIDATION_PHOTOGRAPH != TEST_PHOTOGRAPH
     train = photo_patches(32).flatten(1)
-    camera = photograph(TEST_PHOTOGRAPH).unfold(1, 32, 32).unfold(2, 32, 32).reshape(-1, 32 * 32)
-    assert torch.cdist(camera, train).min() > 0  # no cameraman tile is among the training patches
+    held_out = photograph(name).unfold(1, 32, 32).unfold(2, 32, 32).reshape(-1, 32 * 32)
+    assert torch.cdist(held_out, train).min() > 0  # none of its tiles is among the training patches
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: photograph("lena"), r"unknown photograph 'lena'; the book uses astronaut"),
+    (lambda: photograph("lena"), r"unknown photograph 'lena'; the book uses astronaut, .*, motorcycle and camera"),
     (lambda: photo_patches(0), r"size must be >= 1, got 0"),
     (lambda: photo_patches(8, stride=0), r"stride must be >= 1, got 0"),
     (lambda: photo_patches(350), r"size=350 exceeds the \(300, 451\) photograph 'chelsea'"),

@@ -5,8 +5,10 @@
 split, stratified by class with a fixed seed: 1,347 training images and 450 test images.
 
 ``photograph`` and ``photo_patches`` are scikit-image's bundled photographs in grey, for
-denoising: patches for training come from six of them, and the cameraman (``"camera"``) is held
-out whole for testing, so a denoiser is judged on a picture it has never seen.
+denoising: patches for training come from six of them, a seventh, the left view of scikit-image's
+stereo motorcycle (``"motorcycle"``), is held out for validation (choosing a denoiser's settings),
+and the cameraman (``"camera"``) is held out whole for testing, so a denoiser is judged on a
+picture that neither trained nor tuned it.
 
 ``random_shift`` is the book's one augmentation: every image moved by a few pixels, zeros
 filling in, so a network learns that a digit one pixel to the left is the same digit.
@@ -36,12 +38,16 @@ import torch
 from visarch.functional._checks import check_int
 
 __all__ = ["DIGITS_SPLIT_SEED", "DIGITS_TEST_FRACTION", "DIRECTIONS", "TEST_PHOTOGRAPH", "TRAIN_PHOTOGRAPHS",
-           "cifar10", "cifar10_classes", "digits", "moving_digits", "photo_patches", "photograph", "random_shift"]
+           "VALIDATION_PHOTOGRAPH", "cifar10", "cifar10_classes", "digits", "moving_digits", "photo_patches",
+           "photograph", "random_shift"]
 
 DIGITS_SPLIT_SEED = 0  #: random_state of the stratified split
 DIGITS_TEST_FRACTION = 0.25  #: 450 of the 1,797 images
 TRAIN_PHOTOGRAPHS = ("astronaut", "coffee", "chelsea", "rocket", "coins", "moon")  #: skimage.data names
 TEST_PHOTOGRAPH = "camera"  #: the cameraman, 512 x 512, never cut into training patches
+#: the left view of ``skimage.data.stereo_motorcycle()``, 500 x 741, for choosing settings; never cut into
+#: training patches
+VALIDATION_PHOTOGRAPH = "motorcycle"
 
 
 def digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,16 +80,20 @@ def photograph(name: str) -> torch.Tensor:
     Colour pictures are converted with ``skimage.color.rgb2gray`` (the ITU-R 709 luma weights).
 
     Args:
-        name: one of :data:`~visarch.data.TRAIN_PHOTOGRAPHS` or :data:`~visarch.data.TEST_PHOTOGRAPH`.
+        name: one of :data:`~visarch.data.TRAIN_PHOTOGRAPHS`, :data:`~visarch.data.VALIDATION_PHOTOGRAPH`
+            (the left view of ``skimage.data.stereo_motorcycle()``) or :data:`~visarch.data.TEST_PHOTOGRAPH`.
     """
     import skimage.data  # imported here: only the photographs need scikit-image
     from skimage.color import rgb2gray
     from skimage.util import img_as_float32
 
-    if name not in (*TRAIN_PHOTOGRAPHS, TEST_PHOTOGRAPH):
-        raise ValueError(f"unknown photograph {name!r}; the book uses {', '.join(TRAIN_PHOTOGRAPHS)} "
-                         f"and {TEST_PHOTOGRAPH}")
-    image = getattr(skimage.data, name)()
+    if name not in (*TRAIN_PHOTOGRAPHS, VALIDATION_PHOTOGRAPH, TEST_PHOTOGRAPH):
+        raise ValueError(f"unknown photograph {name!r}; the book uses {', '.join(TRAIN_PHOTOGRAPHS)}, "
+                         f"{VALIDATION_PHOTOGRAPH} and {TEST_PHOTOGRAPH}")
+    if name == VALIDATION_PHOTOGRAPH:
+        image = skimage.data.stereo_motorcycle()[0]  # (left, right, disparity): the left view
+    else:
+        image = getattr(skimage.data, name)()
     grey = rgb2gray(image) if image.ndim == 3 else img_as_float32(image)
     return torch.tensor(grey, dtype=torch.float32).unsqueeze(0)
 
@@ -91,7 +101,7 @@ def photograph(name: str) -> torch.Tensor:
 def photo_patches(size: int = 32, *, stride: int | None = None) -> torch.Tensor:
     """Every ``size x size`` patch of the training photographs, ``stride`` pixels apart.
 
-    The test photograph is never among them.
+    The validation and test photographs are never among them.
 
     Args:
         size: the side of a patch, at most the smaller side of every training photograph.
