@@ -7,7 +7,11 @@ C' = 64, 128, 256, 512.  A block is 1x1 (C -> C'), 3x3 (C' -> C', stride S', pad
 S' = 2 in stacks 2..4 and S' = 1 in stack 1 (whose projection maps 64 -> 256 channels).
 
 Each distinct shape (C_in, C_out, F, S, H, W) is timed once for both functions in this
-process, after checking that the two outputs agree.  Run with ``python -m benchmarks conv2d``.
+process, after checking that the two outputs agree.  Beside each ratio, ``bound`` is the least
+time of ``conv2d`` in units of its matrix product alone at this machine's measured rate: the copy
+into the patch matrix, at the measured copy bandwidth, comes on top (``visarch.roofline``; the
+Building blocks chapter's 2D convolution page derives it).  A 1x1 stride-1 layer copies nothing.
+Run with ``python -m benchmarks conv2d``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 
 from benchmarks._timing import add_timing_arguments, alternating_medians, geometric_mean, use_threads
 from visarch.functional import conv2d, conv_output_size
+from visarch.roofline import im2col_traffic, measure_bandwidth, measure_matmul_rate, unfused_slowdown
 from visarch.tolerance import reduction_tolerance
 
 
@@ -90,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {threads} thread(s), batch N={args.batch}, float32; median over "
           f"{args.rounds} alternating rounds of torch.utils.benchmark blocked_autorange, "
           f"{args.min_run_time} s per function and shape")
+    peak, bandwidth = measure_matmul_rate(), measure_bandwidth()
+    print(f"this machine: matrix product R = {peak / 1e9:.0f} GFLOP/s, copy B = {bandwidth / 1e9:.1f} GB/s")
     print(f"{sum(uses.values())} convolutions in the network, {len(uses)} distinct shapes "
           "(H x W is the input size; uses = layers of that shape)\n")
-    print(f"{'shape':30s} {'uses':>4s} {'ours ms':>10s} {'torch ms':>10s} {'ours/torch':>10s}")
+    print(f"{'shape':30s} {'uses':>4s} {'ours ms':>10s} {'torch ms':>10s} {'ours/torch':>10s} {'bound':>6s}")
 
     torch.manual_seed(0)
     ratios = {}
@@ -110,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             ours, theirs = median_ms((conv2d, F.conv2d), x, weight, shape, threads=threads,
                                      rounds=args.rounds, min_run_time=args.min_run_time)
             ratios[name].append(ours / theirs)
-            print(f"{shape!s:30s} {uses[shape]:4d} {ours:10.3f} {theirs:10.3f} {ours / theirs:10.2f}")
+            out = conv_output_size(shape.h, shape.f, shape.s, shape.padding)
+            traffic = im2col_traffic(shape.c_in, shape.c_out, (shape.f, shape.f), (out, out), batch=args.batch)
+            copies = shape.f > 1 or shape.s > 1
+            bound = f"{unfused_slowdown(traffic, peak=peak, bandwidth=bandwidth):6.2f}" if copies else f"{'-':>6s}"
+            print(f"{shape!s:30s} {uses[shape]:4d} {ours:10.3f} {theirs:10.3f} {ours / theirs:10.2f} {bound}")
 
     print("\ngeometric mean of ours/torch:")
     for name, values in ratios.items():

@@ -12,8 +12,8 @@ from visarch.functional.conv import conv_output_size
 
 __all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "data_parallel", "dense_block",
            "encoder_blocks", "filter_bank", "loss_curves", "normalization_axes", "optimizer_paths",
-           "receptive_field_maps", "residual_blocks", "shifted_windows", "transposed_conv_input", "unet_shapes",
-           "vit_pipeline"]
+           "receptive_field_maps", "residual_blocks", "roofline", "shifted_windows", "transposed_conv_input",
+           "unet_shapes", "vit_pipeline"]
 
 # One colour per highlighted window; the output cell it produces gets the same colour.
 WINDOW_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
@@ -289,6 +289,42 @@ def loss_curves(curves, *, xlabel="step", ylabel="loss", log=True, ax=None, titl
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def roofline(series, *, peak, bandwidth, ax=None, title=None):
+    """The roofline ``min(peak, I * bandwidth)`` on log-log axes, with measured kernels as points.
+
+    Args:
+        series: maps a legend label to a list of ``(intensity, rate, note)``: FLOP per byte,
+            FLOP/s achieved, and a short text written beside the point.
+        peak: the compute roof R, FLOP/s.
+        bandwidth: the memory slope B, bytes/s.
+        ax: the ``matplotlib`` axes to draw on (default: a new figure).
+        title: the title of the axes, or ``None``.
+
+    Returns:
+        The ``matplotlib`` figure.
+    """
+    fig, ax = _figure_and_axes(ax, (5.6, 3.8))
+    ridge = peak / bandwidth
+    intensities = [i for points in series.values() for i, _, _ in points] + [ridge]
+    xs = np.geomspace(min(intensities) / 4, max(intensities) * 4, 200)
+    ax.loglog(xs, np.minimum(peak, xs * bandwidth) / 1e9, color="k", lw=1.5, label="roofline min(R, I B)")
+    ax.axvline(ridge, color="grey", ls=":", lw=1)
+    ax.annotate(f"ridge R/B = {ridge:.1f}", (ridge, peak / 1e9), textcoords="offset points", xytext=(4, -14),
+                fontsize=7, color="grey")
+    for (label, points), marker in zip(series.items(), "osD^v", strict=False):
+        intensity, rate, notes = zip(*points, strict=True)
+        ax.plot(intensity, np.array(rate) / 1e9, marker, markersize=5, label=label)
+        for x, y, note in points:
+            ax.annotate(note, (x, y / 1e9), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xlabel("arithmetic intensity I (FLOP per byte)")
+    ax.set_ylabel("GFLOP/s")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
     return fig

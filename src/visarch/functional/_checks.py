@@ -34,6 +34,15 @@ def check_int(value, name, *, low):
     return value
 
 
+def check_positive(value, name):
+    """A real number (an int or a float, not a bool) that is greater than zero; returns it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not value > 0:  # also rejects nan
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
 # How messages name a tuple of n ints.
 TUPLE_WORDS = {1: "a 1-tuple of ints", 2: "a pair of ints", 3: "a triple of ints"}
 
