@@ -390,18 +390,3 @@ def test_vit_patch_embedding_is_the_notes_linear_map_on_flattened_patches():
     tokens = model.embed(x) - model.pos_embedding  # [B, 1 + H'W', D]
     torch.testing.assert_close(tokens[:, 1:], expected, **reduction_tolerance(c * p * p))  # C p^2 products
     torch.testing.assert_close(tokens[:, 0], model.class_token[0].expand(2, -1))
-
-
-def test_sinusoidal_embeddings_follow_the_formula():
-    import math
-
-    from visarch.models.vit import sinusoidal_embeddings
-
-    table = sinusoidal_embeddings(7, 6)
-    for t in range(7):
-        for i in range(3):
-            angle = t / 10000 ** (2 * i / 6)
-            assert table[t, 2 * i].item() == pytest.approx(math.sin(angle), abs=1e-6)
-            assert table[t, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
-    with pytest.raises(ValueError, match="even dimension"):
-        sinusoidal_embeddings(3, 5)

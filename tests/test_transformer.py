@@ -13,7 +13,7 @@ from visarch.nn import (
     TransformerEncoderBlock,
     TransformerSeq2Seq,
     causal_mask,
-    sinusoidal_positional_encoding,
+    sinusoidal_embeddings,
 )
 
 B, S, T, D, H, F = 3, 7, 5, 16, 4, 24
@@ -27,14 +27,18 @@ def paper_pe(length, dim):
 
 def test_positional_encoding_is_the_papers():
     for length, dim in [(1, 2), (10, 8), (50, 32)]:
-        assert torch.allclose(sinusoidal_positional_encoding(length, dim), paper_pe(length, dim).float(), atol=1e-6)
+        assert torch.allclose(sinusoidal_embeddings(length, dim), paper_pe(length, dim).float(), atol=1e-6)
 
 
 def test_positional_encoding_errors():
-    with pytest.raises(ValueError, match="even model dimension D, got D=7"):
-        sinusoidal_positional_encoding(4, 7)
+    with pytest.raises(ValueError, match="even dimension D, got D=7"):
+        sinusoidal_embeddings(4, 7)
+    with pytest.raises(ValueError, match="sequence length T must be >= 1, got 0"):
+        sinusoidal_embeddings(0, 8)
+    with pytest.raises(TypeError, match="dimension D must be an int, got float"):
+        sinusoidal_embeddings(4, 8.0)
     pe = SinusoidalPositionalEncoding(dim=8, max_len=4)
-    assert torch.equal(pe(torch.zeros(2, 3, 8)), sinusoidal_positional_encoding(3, 8).expand(2, 3, 8))
+    assert torch.equal(pe(torch.zeros(2, 3, 8)), sinusoidal_embeddings(3, 8).expand(2, 3, 8))
     with pytest.raises(ValueError, match="T=5 exceeds the positional table's max_len=4"):
         pe(torch.zeros(1, 5, 8))
 

@@ -11,10 +11,10 @@ from visarch.nn.transformer import (
     TransformerEncoderBlock,
     TransformerSeq2Seq,
     causal_mask,
-    sinusoidal_positional_encoding,
+    sinusoidal_embeddings,
 )
 
 __all__ = ["BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "MultiHeadAttention", "MultiHeadSelfAttention",
            "MultiHeadSelfAttention2d", "NonLocalBlock", "SinusoidalPositionalEncoding", "TransformerDecoderBlock",
            "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask", "nonlocal_macs",
-           "sinusoidal_positional_encoding", "small_cnn"]
+           "sinusoidal_embeddings", "small_cnn"]

@@ -42,48 +42,31 @@ from torch import nn
 from visarch.functional._checks import check_int
 
 __all__ = ["MultiHeadAttention", "SinusoidalPositionalEncoding", "TransformerDecoderBlock",
-           "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask", "sinusoidal_embeddings",
-           "sinusoidal_positional_encoding"]
+           "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask", "sinusoidal_embeddings"]
 
 
 def sinusoidal_embeddings(length: int, dim: int) -> torch.Tensor:
-    r"""Vaswani et al.'s position embeddings ``[length, dim]``, without argument checks.
+    r"""Vaswani et al.'s position table ``[length, dim]``, the Transformer's encoding and the ViT's fixed embeddings.
 
-    Row t holds :math:`\sin` and :math:`\cos` of :math:`t / 10000^{2i/D}` in the even and odd entries.
+    Row t holds :math:`\sin` and :math:`\cos` of :math:`t / 10000^{2i/D}` in entries 2i and 2i + 1.
+    Checked against the paper's formula, written entry by entry, in ``tests/test_transformer.py``.
 
     Args:
-        length: T, the number of positions.
-        dim: D, which must be even.
+        length: T, the number of positions, at least 1.
+        dim: D, even and at least 2.
 
     Returns:
         float32 ``[T, D]``, computed in float64.
     """
+    check_int(length, "sequence length T", low=1)
+    check_int(dim, "dimension D", low=2)
     if dim % 2:
-        raise ValueError(f"sinusoidal embeddings need an even dimension, got {dim}")
+        raise ValueError(f"sinusoidal embeddings need an even dimension D, got D={dim}")
     t = torch.arange(length, dtype=torch.float64)[:, None]  # [T, 1]
     frequencies = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)  # [D/2]
     table = torch.zeros(length, dim, dtype=torch.float64)
     table[:, 0::2], table[:, 1::2] = torch.sin(t * frequencies), torch.cos(t * frequencies)
     return table.float()
-
-
-def sinusoidal_positional_encoding(length: int, dim: int) -> torch.Tensor:
-    """Vaswani et al.'s positional-encoding table ``[length, dim]``, its arguments checked.
-
-    Checked against the paper's formula, written entry by entry, in ``tests/test_transformer.py``.
-
-    Args:
-        length: T, at least 1.
-        dim: D, even and at least 2.
-
-    Returns:
-        float32 ``[T, D]``, as :func:`~visarch.nn.transformer.sinusoidal_embeddings`.
-    """
-    check_int(length, "sequence length", low=1)
-    check_int(dim, "model dimension D", low=2)
-    if dim % 2:
-        raise ValueError(f"sinusoidal positional encoding needs an even model dimension D, got D={dim}")
-    return sinusoidal_embeddings(length, dim)
 
 
 class SinusoidalPositionalEncoding(nn.Module):
@@ -98,7 +81,7 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def __init__(self, *, dim: int, max_len: int = 512):
         super().__init__()
-        self.register_buffer("table", sinusoidal_positional_encoding(max_len, dim), persistent=False)  # [L, D]
+        self.register_buffer("table", sinusoidal_embeddings(max_len, dim), persistent=False)  # [L, D]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length, dim = self.table.shape
