@@ -1,7 +1,19 @@
 """visarch: the package behind the executable textbook *Vision Architectures*.
 
-Each chapter of the book imports from here: ``visarch.functional`` holds the
-from-scratch operations, ``visarch.plot`` the figures the chapters share.
+Each chapter of the book imports from here. The modules stand on four floors, and a
+module imports only from floors below its own (modules of one floor do not import each
+other); ``pyproject.toml`` declares the floors and ``lint-imports`` (import-linter) checks
+them in ``tests/test_package.py``::
+
+    4  train                     the training loop and its command line
+    3  models                    the networks of the chapters, built from the floors below
+    2  nn, optim, cost, data,    layers, optimizers, closed-form counts, datasets,
+       checkpoint, distributed,  resumable state, several processes, the tokenizer,
+       tokenizer, plot,          the shared figures, receptive fields and the roofline
+       receptive_field, roofline
+    1  functional, display,      the from-scratch operations; notebook display, metrics,
+       metrics, sampling,        seeded sampling and float32 tolerances
+       tolerance
 """
 
 __version__ = "0.1.0"
