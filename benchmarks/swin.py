@@ -37,8 +37,8 @@ DIM, HEADS, WINDOW = 96, 3, 7  # Swin-T, stage 1
 def blocks(side: int) -> tuple[SwinBlock, SwinBlock]:
     """The shifted-window block and the global-attention block for a ``side x side`` token map."""
     torch.manual_seed(0)
-    shifted = SwinBlock(DIM, HEADS, WINDOW, shift=WINDOW // 2, mlp_ratio=4.0)
-    global_ = SwinBlock(DIM, HEADS, side, shift=0, mlp_ratio=4.0)
+    shifted = SwinBlock(DIM, heads=HEADS, window_size=WINDOW, shift=WINDOW // 2, mlp_ratio=4.0)
+    global_ = SwinBlock(DIM, heads=HEADS, window_size=side, shift=0, mlp_ratio=4.0)
     return shifted, global_
 
 

@@ -89,7 +89,7 @@ def test_token_maps_per_stage_and_output():
 def test_squeezed_keys_and_values_have_a_quarter_of_the_tokens():
     torch.manual_seed(0)
     for side, dim, heads, with_cls in ((56, 64, 1, False), (28, 192, 3, False), (14, 48, 6, True)):
-        attn = ConvAttention(dim, heads).eval()
+        attn = ConvAttention(dim, heads=heads).eval()
         x = torch.randn(2, side * side + with_cls, dim)
         grid = x[:, int(with_cls):].transpose(1, 2).reshape(2, dim, side, side)
         cls = x[:, :1] if with_cls else None
@@ -112,7 +112,7 @@ def copy_into_mha(attn: ConvAttention, dim: int, heads: int) -> nn.MultiheadAtte
 def test_identity_convolutional_projection_is_ordinary_multi_head_attention():
     torch.manual_seed(0)
     for dim, heads, side, with_cls in ((8, 1, 3, False), (12, 3, 4, True), (32, 4, 5, False), (24, 2, 2, True)):
-        attn = ConvAttention(dim, heads, kernel_size=1, kv_stride=1).eval()
+        attn = ConvAttention(dim, heads=heads, kernel_size=1, kv_stride=1).eval()
         with torch.no_grad():
             for p in (attn.q, attn.k, attn.v):
                 p.depthwise.weight.fill_(1.0)  # a 1x1 depthwise kernel of ones: the identity
@@ -129,7 +129,7 @@ def test_convolutional_projection_is_attention_on_convolved_maps():
     # whose queries, keys and values are read from the depthwise-convolved, normalised maps
     torch.manual_seed(0)
     dim, heads, side = 12, 3, 6
-    attn = ConvAttention(dim, heads)
+    attn = ConvAttention(dim, heads=heads)
     attn(torch.randn(4, side * side, dim), side, side)  # training mode: the BN statistics move
     attn.eval()
     x = torch.randn(2, side * side, dim)

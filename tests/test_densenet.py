@@ -65,7 +65,7 @@ def test_densenet121_macs_and_channels():
 
 
 def test_every_layer_reads_all_earlier_maps():
-    block = DenseBlock(16, 5, 8, 4)
+    block = DenseBlock(16, layers=5, growth_rate=8, bottleneck=4)
     assert [layer.conv1.in_channels for layer in block.layers] == [16, 24, 32, 40, 48]
     x = torch.randn(2, 16, 9, 9)
     y = block(x)
@@ -77,7 +77,7 @@ def test_every_layer_reads_all_earlier_maps():
 
 def test_dense_layer_count():
     c, k = 40, 12
-    assert parameter_count(DenseLayer(c, k, 4)) == (4 * k + 2) * c + 8 * k + 36 * k * k
+    assert parameter_count(DenseLayer(c, growth_rate=k, bottleneck=4)) == (4 * k + 2) * c + 8 * k + 36 * k * k
 
 
 def test_small_forward_and_minimum_size():

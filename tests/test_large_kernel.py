@@ -21,7 +21,7 @@ def _randomise_bn(module, generator):
 def test_merged_conv_equals_the_two_branches(large, small, stride):
     g = torch.Generator().manual_seed(large * 10 + small)
     torch.manual_seed(large)
-    block = ReparamLargeKernelConv(3, large, small, stride=stride).double()
+    block = ReparamLargeKernelConv(3, kernel_size=large, small_kernel=small, stride=stride).double()
     _randomise_bn(block, g)
     block.eval()
     x = torch.randn(2, 3, 23, 21, dtype=torch.float64, generator=g)
@@ -35,7 +35,7 @@ def test_merged_conv_equals_the_two_branches(large, small, stride):
 
 def test_decomposed_merges_too_and_masks_hold():
     g = torch.Generator().manual_seed(1)
-    block = DecomposedLargeKernelConv(4, 15, 5, 3, sparsity=0.4, generator=g).double()
+    block = DecomposedLargeKernelConv(4, kernel_size=15, short=5, small_kernel=3, sparsity=0.4, generator=g).double()
     _randomise_bn(block, g)
     block.eval()
     x = torch.randn(1, 4, 19, 19, dtype=torch.float64, generator=g)
@@ -51,11 +51,12 @@ def test_decomposed_merges_too_and_masks_hold():
 @pytest.mark.parametrize("k", [51, 49, 47, 13])
 def test_slak_counts_in_closed_form(k):
     c, n, small = 8, 5, 5
-    square = ReparamLargeKernelConv(c, k, None)
-    decomposed = DecomposedLargeKernelConv(c, k, n, small)
+    square = ReparamLargeKernelConv(c, kernel_size=k, small_kernel=None)
+    decomposed = DecomposedLargeKernelConv(c, kernel_size=k, short=n, small_kernel=small)
     assert parameter_count(square) == c * k * k + 2 * c  # kernel + BN (gamma, beta)
     assert parameter_count(decomposed) == c * (2 * k * n + small * small) + 3 * 2 * c
-    sparse = DecomposedLargeKernelConv(c, k, n, small, sparsity=0.4, generator=torch.Generator().manual_seed(0))
+    sparse = DecomposedLargeKernelConv(c, kernel_size=k, short=n, small_kernel=small, sparsity=0.4,
+                                       generator=torch.Generator().manual_seed(0))
     kept = [c * k * n - round(0.4 * c * k * n)] * 2 + [c * 25 - round(0.4 * c * 25)]
     assert sparse.nonzero_weights() == sum(kept)
 
@@ -75,16 +76,17 @@ def test_pad_kernel_centres():
 ])
 def test_bad_kernels(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        ReparamLargeKernelConv(*args, **kwargs)
+        channels, kernel_size, small_kernel = args
+        ReparamLargeKernelConv(channels, kernel_size=kernel_size, small_kernel=small_kernel, **kwargs)
 
 
 def test_bad_decomposition():
     with pytest.raises(ValueError, match="short side N must be odd"):
-        DecomposedLargeKernelConv(4, 13, 4)
+        DecomposedLargeKernelConv(4, kernel_size=13, short=4)
     with pytest.raises(ValueError, match=r"sparsity s must be in \[0, 1\)"):
-        DecomposedLargeKernelConv(4, 13, 5, sparsity=1.0)
+        DecomposedLargeKernelConv(4, kernel_size=13, short=5, sparsity=1.0)
 
 
 def test_merging_in_training_mode_fails():
     with pytest.raises(RuntimeError, match="merging needs evaluation mode"):
-        ReparamLargeKernelConv(2, 7, 3).merged()
+        ReparamLargeKernelConv(2, kernel_size=7, small_kernel=3).merged()

@@ -132,7 +132,7 @@ def test_v1_thinning_rule():
 
 
 def test_separable_block_count_is_the_closed_form():
-    block = DepthwiseSeparable(32, 64, 2)
+    block = DepthwiseSeparable(32, 64, stride=2)
     assert parameter_count(block) == separable_conv_parameters(32, 64, 3, bias=False) + 2 * (32 + 64)
 
 
@@ -198,7 +198,7 @@ def test_inverted_residual_rules():
                                                           if isinstance(m, nn.Conv2d))
     assert sum(b.residual for b in blocks) == 10  # (n - 1) per row: 0 + 1 + 2 + 3 + 2 + 2 + 0
     # the residual really is x + F(x)
-    block = InvertedResidual(16, 16, 1, 6).eval()
+    block = InvertedResidual(16, 16, stride=1, expand_ratio=6).eval()
     x = torch.randn(2, 16, 8, 8)
     with torch.no_grad():
         assert torch.allclose(block(x), x + block.project(block.depthwise(block.expand(x))))

@@ -61,7 +61,7 @@ def test_relative_position_index_covers_the_table():
         assert index.min() == 0 and index.max() == (2 * m - 1) ** 2 - 1
         assert len(index.unique()) == (2 * m - 1) ** 2  # every offset in [-(M-1), M-1]^2 occurs
         assert torch.all(index.diagonal() == index[0, 0])  # offset (0, 0) on the diagonal
-    assert WindowAttention(96, 3, 7).bias_table.shape == (169, 3)
+    assert WindowAttention(96, heads=3, window_size=7).bias_table.shape == (169, 3)
 
 
 def test_shift_mask_separates_the_regions_of_the_unrolled_map():

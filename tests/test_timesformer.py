@@ -65,9 +65,9 @@ def test_attention_macs_against_flop_counter(frames, grid, dim):
                          ("axial", ("time", "width", "height")), ("local_global", ("local", "global"))):
         if scheme == "local_global" and not even:
             continue
-        counted = sum(count_macs(SpaceTimeAttention(dim, 2, axis), x) for axis in axes)
+        counted = sum(count_macs(SpaceTimeAttention(dim, heads=2, axis=axis), x) for axis in axes)
         assert counted == attention_macs(scheme, patches=n, frames=frames, dim=dim, grid=grid), scheme
-    block = TimeSformerBlock(dim, 2, 4, "divided")
+    block = TimeSformerBlock(dim, heads=2, mlp_ratio=4, scheme="divided")
     mlp = 2 * 4 * dim * dim * n * frames
     assert count_macs(block, x) == attention_macs("divided", patches=n, frames=frames, dim=dim) + mlp
 
@@ -92,8 +92,8 @@ def test_mask_counts(axis, keys):
 def test_factorised_attention_is_masked_joint_attention(axis):
     torch.manual_seed(0)
     x = torch.randn(2, 4, 2, 4, 8, dtype=torch.float64)
-    factorised = SpaceTimeAttention(8, 2, axis).double()
-    joint = SpaceTimeAttention(8, 2, "joint").double()
+    factorised = SpaceTimeAttention(8, heads=2, axis=axis).double()
+    joint = SpaceTimeAttention(8, heads=2, axis="joint").double()
     joint.load_state_dict(factorised.state_dict())
     torch.testing.assert_close(factorised(x), joint(x, space_time_mask(axis, 4, 2, 4)))
 
@@ -122,20 +122,20 @@ def test_bad_input():
         model(torch.zeros(1, 3, 2, 30, 30))
     with pytest.raises(ValueError, match=r"must be a clip \[B, 3, F, H, W\]"):
         model(torch.zeros(1, 3, 32, 32))
-    joint = SpaceTimeAttention(8, 2, "joint")
+    joint = SpaceTimeAttention(8, heads=2, axis="joint")
     x = torch.zeros(1, 2, 2, 2, 8)
     with pytest.raises(ValueError, match=r"mask must be bool \[FN, FN\] = \[8, 8\]"):
         joint(x, torch.ones(4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask must be bool"):
         joint(x, torch.ones(8, 8))
     with pytest.raises(ValueError, match="joint attention only"):
-        SpaceTimeAttention(8, 2, "time")(x, torch.ones(8, 8, dtype=torch.bool))
+        SpaceTimeAttention(8, heads=2, axis="time")(x, torch.ones(8, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match="axial scheme needs grid"):
         attention_macs("axial", patches=16, frames=2, dim=8)
     with pytest.raises(ValueError, match="global attention halves or strides the frames F, which must be even"):
         TimeSformerConfig(attention="local_global", frames=3)
     with pytest.raises(ValueError, match="local attention halves or strides the grid height H/p"):
-        SpaceTimeAttention(8, 2, "local")(torch.zeros(1, 2, 3, 2, 8))
+        SpaceTimeAttention(8, heads=2, axis="local")(torch.zeros(1, 2, 3, 2, 8))
     with pytest.raises(ValueError, match="grid width W/p, which must be even, got 5"):
         space_time_mask("global", 2, 2, 5)
     with pytest.raises(ValueError, match="frames F, which must be even, got 3"):

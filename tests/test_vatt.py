@@ -27,7 +27,7 @@ def gen(seed=0):
 def test_video_tokens_are_a_linear_map_of_zero_padded_voxel_patches(frames, size, patch):
     t, h, w = patch
     grid = (math.ceil(frames / t), math.ceil(size / h), math.ceil(size / w))
-    tokenizer = VideoTokenizer(2, patch, grid, 6).double()
+    tokenizer = VideoTokenizer(2, patch=patch, grid=grid, dim=6).double()
     video = torch.randn(3, 2, frames, size, size, generator=gen(), dtype=torch.float64)
     padded = torch.zeros(3, 2, grid[0] * t, grid[1] * h, grid[2] * w, dtype=torch.float64)
     padded[:, :, :frames, :size, :size] = video
@@ -42,7 +42,8 @@ def test_video_tokens_are_a_linear_map_of_zero_padded_voxel_patches(frames, size
 
 
 def test_audio_tokens_are_a_linear_map_of_waveform_segments():
-    tokenizer = AudioTokenizer(16, 7, 5).double()  # 100 samples -> 7 segments, the last padded with 12 zeros
+    # 100 samples -> 7 segments, the last padded with 12 zeros
+    tokenizer = AudioTokenizer(patch=16, tokens=7, dim=5).double()
     audio = torch.randn(2, 100, generator=gen(), dtype=torch.float64)
     segments = F.pad(audio, (0, 12)).reshape(2, 7, 16)
     expected = segments @ tokenizer.project.weight[:, 0].T + tokenizer.project.bias + tokenizer.position

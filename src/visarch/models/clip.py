@@ -146,8 +146,8 @@ class CausalBlock(EncoderBlock):
         eps: LayerNorm epsilon.
     """
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, *, eps: float = 1e-5):
-        super().__init__(dim, heads, mlp_dim, eps=eps)
+    def __init__(self, dim: int, *, heads: int, mlp_dim: int, eps: float = 1e-5):
+        super().__init__(dim, heads=heads, mlp_dim=mlp_dim, eps=eps)
         self.mlp[1] = QuickGELU()
 
     def attention(self, x: torch.Tensor, *, weights: bool = False):
@@ -186,8 +186,9 @@ class CLIPTextEncoder(nn.Module):
         c = self.config = config
         self.token_embedding = nn.Embedding(c.vocab_size, c.text_width)
         self.pos_embedding = nn.Parameter(torch.empty(c.context_length, c.text_width))
-        self.blocks = nn.ModuleList(CausalBlock(c.text_width, c.text_heads, c.mlp_ratio * c.text_width, eps=c.eps)
-                                    for _ in range(c.text_layers))
+        self.blocks = nn.ModuleList(
+            CausalBlock(c.text_width, heads=c.text_heads, mlp_dim=c.mlp_ratio * c.text_width, eps=c.eps)
+            for _ in range(c.text_layers))
         self.norm = nn.LayerNorm(c.text_width, eps=c.eps)
         self.projection = nn.Linear(c.text_width, c.embed_dim, bias=False)  # the text projection W_t
         nn.init.normal_(self.token_embedding.weight, std=0.02)  # the release's initialisation

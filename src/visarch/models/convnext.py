@@ -149,7 +149,7 @@ class ConvNeXtBlock(nn.Module):
         drop_path: stochastic depth probability of the residual branch.
     """
 
-    def __init__(self, config: ConvNeXtConfig, c_in: int, c_out: int, *, stride: int = 1, drop_path: float = 0.0):
+    def __init__(self, c_in: int, c_out: int, *, config: ConvNeXtConfig, stride: int = 1, drop_path: float = 0.0):
         super().__init__()
         hidden, k = config.hidden(c_out), config.kernel_size
         spatial_width = c_in if config.spatial_first else hidden
@@ -216,7 +216,7 @@ class ConvNeXt(nn.Module):
                 channels = width
             for b in range(depth):
                 stride = 2 if not separate and i > 0 and b == 0 else 1
-                layers.append(ConvNeXtBlock(config, channels, width, stride=stride, drop_path=rates[index]))
+                layers.append(ConvNeXtBlock(channels, width, config=config, stride=stride, drop_path=rates[index]))
                 channels, index = width, index + 1
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
@@ -267,5 +267,6 @@ def modernisation_configs() -> list[tuple[str, ConvNeXtConfig]]:
 
 
 @register("convnext_tiny", ConvNeXtConfig)
-def convnext(config: ConvNeXtConfig) -> ConvNeXt:
+def build_convnext(config: ConvNeXtConfig) -> ConvNeXt:
+    """The builder of the registered ``convnext_tiny``, a :class:`~visarch.models.convnext.ConvNeXt`."""
     return ConvNeXt(config)

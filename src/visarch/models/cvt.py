@@ -143,7 +143,7 @@ class ConvEmbedding(nn.Module):
         eps: LayerNorm epsilon.
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, *, eps: float = 1e-5):
+    def __init__(self, c_in: int, c_out: int, *, kernel_size: int, stride: int, padding: int, eps: float = 1e-5):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, kernel_size, stride, padding)
         self.norm = nn.LayerNorm(c_out, eps=eps)
@@ -168,7 +168,7 @@ class ConvProjection(nn.Module):
         eps: batch norm epsilon.
     """
 
-    def __init__(self, dim: int, kernel_size: int, stride: int, *, eps: float = 1e-5):
+    def __init__(self, dim: int, *, kernel_size: int, stride: int, eps: float = 1e-5):
         super().__init__()
         self.depthwise = nn.Conv2d(dim, dim, kernel_size, stride, kernel_size // 2, groups=dim, bias=False)
         self.norm = nn.BatchNorm2d(dim, eps=eps)
@@ -195,12 +195,12 @@ class ConvAttention(nn.Module):
         eps: batch norm epsilon.
     """
 
-    def __init__(self, dim: int, heads: int, *, kernel_size: int = 3, kv_stride: int = 2, eps: float = 1e-5):
+    def __init__(self, dim: int, *, heads: int, kernel_size: int = 3, kv_stride: int = 2, eps: float = 1e-5):
         super().__init__()
         self.heads = heads
-        self.q = ConvProjection(dim, kernel_size, 1, eps=eps)
-        self.k = ConvProjection(dim, kernel_size, kv_stride, eps=eps)
-        self.v = ConvProjection(dim, kernel_size, kv_stride, eps=eps)
+        self.q = ConvProjection(dim, kernel_size=kernel_size, stride=1, eps=eps)
+        self.k = ConvProjection(dim, kernel_size=kernel_size, stride=kv_stride, eps=eps)
+        self.v = ConvProjection(dim, kernel_size=kernel_size, stride=kv_stride, eps=eps)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, h: int, w: int, *, with_cls: bool = False) -> torch.Tensor:
@@ -228,11 +228,11 @@ class CvTBlock(nn.Module):
         eps: LayerNorm and batch norm epsilon.
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, *, kernel_size: int = 3, kv_stride: int = 2,
+    def __init__(self, dim: int, *, heads: int, mlp_ratio: float, kernel_size: int = 3, kv_stride: int = 2,
                  eps: float = 1e-5):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = ConvAttention(dim, heads, kernel_size=kernel_size, kv_stride=kv_stride, eps=eps)
+        self.attn = ConvAttention(dim, heads=heads, kernel_size=kernel_size, kv_stride=kv_stride, eps=eps)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
@@ -255,14 +255,15 @@ class CvTStage(nn.Module):
         with_cls: add a class token (the last stage).
     """
 
-    def __init__(self, c_in: int, config: CvTConfig, i: int, *, with_cls: bool):
+    def __init__(self, c_in: int, *, config: CvTConfig, i: int, with_cls: bool):
         super().__init__()
         c = config
-        self.embedding = ConvEmbedding(c_in, c.dims[i], c.embed_kernels[i], c.embed_strides[i], c.embed_paddings[i],
-                                       eps=c.eps)
+        self.embedding = ConvEmbedding(c_in, c.dims[i], kernel_size=c.embed_kernels[i], stride=c.embed_strides[i],
+                                       padding=c.embed_paddings[i], eps=c.eps)
         self.class_token = nn.Parameter(torch.zeros(1, 1, c.dims[i])) if with_cls else None
-        self.blocks = nn.ModuleList(CvTBlock(c.dims[i], c.heads[i], c.mlp_ratio, kernel_size=c.qkv_kernel,
-                                             kv_stride=c.kv_stride, eps=c.eps) for _ in range(c.depths[i]))
+        self.blocks = nn.ModuleList(CvTBlock(c.dims[i], heads=c.heads[i], mlp_ratio=c.mlp_ratio,
+                                             kernel_size=c.qkv_kernel, kv_stride=c.kv_stride, eps=c.eps)
+                                    for _ in range(c.depths[i]))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.embedding(x)
@@ -292,7 +293,7 @@ class CvT(nn.Module):
         self.config = c = config
         widths = (c.in_channels, *c.dims)
         last = len(c.dims) - 1
-        self.stages = nn.ModuleList(CvTStage(widths[i], c, i, with_cls=i == last) for i in range(len(c.dims)))
+        self.stages = nn.ModuleList(CvTStage(widths[i], config=c, i=i, with_cls=i == last) for i in range(len(c.dims)))
         self.norm = nn.LayerNorm(c.dims[-1], eps=c.eps)
         self.head = nn.Linear(c.dims[-1], c.num_classes)
 

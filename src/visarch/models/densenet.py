@@ -100,7 +100,7 @@ class DenseLayer(nn.Module):
         bottleneck: the 1 x 1 convolution outputs ``bottleneck * k`` channels (4 in DenseNet-BC).
     """
 
-    def __init__(self, in_channels: int, growth_rate: int, bottleneck: int):
+    def __init__(self, in_channels: int, *, growth_rate: int, bottleneck: int):
         super().__init__()
         width = bottleneck * growth_rate
         self.norm1 = nn.BatchNorm2d(in_channels)
@@ -126,10 +126,11 @@ class DenseBlock(nn.Module):
         bottleneck: the width factor of each layer's 1 x 1 convolution.
     """
 
-    def __init__(self, in_channels: int, layers: int, growth_rate: int, bottleneck: int):
+    def __init__(self, in_channels: int, *, layers: int, growth_rate: int, bottleneck: int):
         super().__init__()
-        self.layers = nn.ModuleList(DenseLayer(in_channels + i * growth_rate, growth_rate, bottleneck)
-                                    for i in range(layers))
+        self.layers = nn.ModuleList(
+            DenseLayer(in_channels + i * growth_rate, growth_rate=growth_rate, bottleneck=bottleneck)
+            for i in range(layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = [x]
@@ -169,7 +170,7 @@ class DenseNet(nn.Module):
                                   nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1))
         stages = []
         for i, layers in enumerate(config.blocks):
-            stages.append(DenseBlock(c, layers, config.growth_rate, config.bottleneck))
+            stages.append(DenseBlock(c, layers=layers, growth_rate=config.growth_rate, bottleneck=config.bottleneck))
             c += layers * config.growth_rate
             if i < len(config.blocks) - 1:
                 stages.append(Transition(c, int(config.compression * c)))

@@ -138,7 +138,7 @@ class AuxiliaryHead(nn.Module):
         eps: batch norm's epsilon.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, *, dropout: float = 0.7, eps: float = 1e-3):
+    def __init__(self, in_channels: int, *, num_classes: int, dropout: float = 0.7, eps: float = 1e-3):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(4)  # [B, C, 4, 4]
         self.conv = conv_bn_act(in_channels, 128, 1, eps=eps)  # [B, 128, 4, 4]
@@ -180,7 +180,7 @@ class GoogLeNet(nn.Module):
             elif name == "4e":
                 blocks["pool4"] = nn.MaxPool2d(2, stride=2, ceil_mode=True)  # 14 -> 7 (the paper: 3x3/2)
         self.blocks = nn.ModuleDict(blocks)
-        self.aux = nn.ModuleDict({tap: AuxiliaryHead(self._out_channels(tap), config.num_classes,
+        self.aux = nn.ModuleDict({tap: AuxiliaryHead(self._out_channels(tap), num_classes=config.num_classes,
                                                      dropout=config.aux_dropout, eps=eps)
                                   for tap in (AUX_TAPS if config.aux_logits else ())})
         self.dropout = nn.Dropout(config.dropout)

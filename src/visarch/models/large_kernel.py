@@ -147,7 +147,7 @@ class ReparamLargeKernelConv(_Branched):
         stride: S.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 31, small_kernel: int | None = 5, *, stride: int = 1):
+    def __init__(self, channels: int, *, kernel_size: int = 31, small_kernel: int | None = 5, stride: int = 1):
         _check_kernels(kernel_size, small_kernel)
         kernels = [(kernel_size, kernel_size)] + ([] if small_kernel is None else [(small_kernel, small_kernel)])
         super().__init__(channels, kernels, stride, kernel_size)
@@ -171,7 +171,7 @@ class DecomposedLargeKernelConv(_Branched):
         generator: the random generator of the masks; None uses the global one.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 51, short: int = 5, small_kernel: int | None = 5, *,
+    def __init__(self, channels: int, *, kernel_size: int = 51, short: int = 5, small_kernel: int | None = 5,
                  stride: int = 1, sparsity: float = 0.0, generator: torch.Generator | None = None):
         _check_kernels(kernel_size, small_kernel)
         check_positive_int("short side N", short)

@@ -116,7 +116,7 @@ class DepthwiseSeparable(nn.Module):
         stride: S.
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    def __init__(self, c_in: int, c_out: int, *, stride: int = 1):
         super().__init__()
         self.depthwise = conv_bn_act(c_in, c_in, 3, stride=stride, groups=c_in)  # filters each channel alone
         self.pointwise = conv_bn_act(c_in, c_out, 1)  # mixes the channels
@@ -142,7 +142,7 @@ class MobileNetV1(nn.Module):
         self.stem = conv_bn_act(config.in_channels, c(32), 3, stride=2)
         blocks, width = [], c(32)
         for out, stride in V1_BODY:
-            blocks.append(DepthwiseSeparable(width, c(out), stride))
+            blocks.append(DepthwiseSeparable(width, c(out), stride=stride))
             width = c(out)
         self.blocks = nn.Sequential(*blocks)
         self.classifier = nn.Linear(width, config.num_classes)
@@ -206,7 +206,7 @@ class InvertedResidual(nn.Module):
         expand_ratio: t.
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: int, expand_ratio: int):
+    def __init__(self, c_in: int, c_out: int, *, stride: int, expand_ratio: int):
         super().__init__()
         hidden = c_in * expand_ratio
         self.expand = conv_bn_act(c_in, hidden, 1, act=nn.ReLU6) if expand_ratio != 1 else nn.Identity()
@@ -239,7 +239,7 @@ class MobileNetV2(nn.Module):
         for t, c, n, s in config.setting:
             out = config.channels(c)
             for i in range(n):
-                blocks.append(InvertedResidual(width, out, s if i == 0 else 1, t))
+                blocks.append(InvertedResidual(width, out, stride=s if i == 0 else 1, expand_ratio=t))
                 width = out
         self.blocks = nn.Sequential(*blocks)
         last = make_divisible(config.last_channels * max(1.0, config.width_mult), config.round_to)

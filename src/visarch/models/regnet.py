@@ -257,7 +257,7 @@ class XBlock(nn.Module):
         se_ratio: 0 for an X block; otherwise a Y block with ``round(se_ratio * w_in)`` squeeze channels.
     """
 
-    def __init__(self, w_in: int, w: int, stride: int, *, bottleneck_ratio: float = 1, group_width: int = 1,
+    def __init__(self, w_in: int, w: int, *, stride: int, bottleneck_ratio: float = 1, group_width: int = 1,
                  se_ratio: float = 0.0):
         super().__init__()
         w_b = int(round(w / bottleneck_ratio))
@@ -296,7 +296,7 @@ class AnyNet(nn.Module):
                                  config.strides, strict=True):
             blocks = []
             for j in range(d):
-                blocks.append(XBlock(w_in, w, s if j == 0 else 1, bottleneck_ratio=b, group_width=g,
+                blocks.append(XBlock(w_in, w, stride=s if j == 0 else 1, bottleneck_ratio=b, group_width=g,
                                      se_ratio=config.se_ratio))
                 w_in = w
             stages.append(nn.Sequential(*blocks))

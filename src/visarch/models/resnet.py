@@ -109,7 +109,7 @@ class Bottleneck(nn.Module):
         se_reduction: r of a squeeze-and-excitation gate with ``out // r`` channels; None for none.
     """
 
-    def __init__(self, in_channels: int, mid: int, stride: int = 1, *, out: int | None = None, groups: int = 1,
+    def __init__(self, in_channels: int, mid: int, *, stride: int = 1, out: int | None = None, groups: int = 1,
                  se_reduction: int | None = None):
         super().__init__()
         out = 4 * mid if out is None else out  # ResNet-50's expansion by 4 unless told otherwise
@@ -141,7 +141,7 @@ class BasicBlock(nn.Module):
         stride: S', of the first convolution and the projection.
     """
 
-    def __init__(self, in_channels: int, out: int, stride: int = 1):
+    def __init__(self, in_channels: int, out: int, *, stride: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out)
@@ -182,9 +182,9 @@ class ResNet(nn.Module):
             for b in range(count):
                 stride = 2 if i > 0 and b == 0 else 1
                 if config.block == "basic":
-                    blocks.append(BasicBlock(channels, out, stride))
+                    blocks.append(BasicBlock(channels, out, stride=stride))
                 else:
-                    blocks.append(Bottleneck(channels, mid, stride, out=out, groups=config.groups,
+                    blocks.append(Bottleneck(channels, mid, stride=stride, out=out, groups=config.groups,
                                              se_reduction=config.se_reduction))
                 channels = out
             stacks.append(nn.Sequential(*blocks))

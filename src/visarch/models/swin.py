@@ -199,7 +199,7 @@ class WindowAttention(nn.Module):
         window_size: M.
     """
 
-    def __init__(self, dim: int, heads: int, window_size: int):
+    def __init__(self, dim: int, *, heads: int, window_size: int):
         super().__init__()
         self.heads, self.window_size = heads, window_size
         self.qkv = nn.Linear(dim, 3 * dim)
@@ -236,11 +236,11 @@ class SwinBlock(nn.Module):
         eps: LayerNorm epsilon.
     """
 
-    def __init__(self, dim: int, heads: int, window_size: int, shift: int, mlp_ratio: float, *, eps: float = 1e-5):
+    def __init__(self, dim: int, *, heads: int, window_size: int, shift: int, mlp_ratio: float, eps: float = 1e-5):
         super().__init__()
         self.window_size, self.shift = window_size, shift
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = WindowAttention(dim, heads, window_size)
+        self.attn = WindowAttention(dim, heads=heads, window_size=window_size)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
@@ -298,8 +298,9 @@ class Swin(nn.Module):
         self.patch_norm = nn.LayerNorm(c.embed_dim, eps=c.eps)
         self.merges = nn.ModuleList(PatchMerging(c.width(i - 1), eps=c.eps) for i in range(1, len(c.depths)))
         self.stages = nn.ModuleList(
-            nn.Sequential(*(SwinBlock(c.width(i), c.heads[i], c.window_size, (j % 2) * (c.window_size // 2),
-                                      c.mlp_ratio, eps=c.eps) for j in range(d)))
+            nn.Sequential(*(SwinBlock(c.width(i), heads=c.heads[i], window_size=c.window_size,
+                                      shift=(j % 2) * (c.window_size // 2), mlp_ratio=c.mlp_ratio, eps=c.eps)
+                            for j in range(d)))
             for i, d in enumerate(c.depths))
         self.norm = nn.LayerNorm(c.width(len(c.depths) - 1), eps=c.eps)
         self.head = nn.Linear(c.width(len(c.depths) - 1), c.num_classes)

@@ -49,7 +49,7 @@ from visarch.models.registry import register
 from visarch.nn.attention import MultiHeadSelfAttention
 
 __all__ = ["AXES", "LAYOUTS", "SCHEMES", "SpaceTimeAttention", "TimeSformer", "TimeSformerBlock",
-           "TimeSformerConfig", "attention_macs", "space_time_mask", "timesformer"]
+           "TimeSformerConfig", "attention_macs", "build_timesformer", "space_time_mask"]
 
 #: scheme -> the attentions of one block, in order
 SCHEMES = {"joint": ("joint",), "space": ("space",), "divided": ("time", "space"),
@@ -196,7 +196,7 @@ class SpaceTimeAttention(nn.Module):
         axis: one of :data:`~visarch.models.timesformer.AXES`.
     """
 
-    def __init__(self, dim: int, heads: int, axis: str):
+    def __init__(self, dim: int, *, heads: int, axis: str):
         super().__init__()
         if axis not in AXES:
             raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
@@ -246,10 +246,10 @@ class TimeSformerBlock(nn.Module):
         scheme: one of :data:`~visarch.models.timesformer.SCHEMES`.
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: int, scheme: str):
+    def __init__(self, dim: int, *, heads: int, mlp_ratio: int, scheme: str):
         super().__init__()
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in SCHEMES[scheme])
-        self.attentions = nn.ModuleList(SpaceTimeAttention(dim, heads, axis) for axis in SCHEMES[scheme])
+        self.attentions = nn.ModuleList(SpaceTimeAttention(dim, heads=heads, axis=axis) for axis in SCHEMES[scheme])
         self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, mlp_ratio * dim), nn.GELU(),
                                  nn.Linear(mlp_ratio * dim, dim))
 
@@ -275,7 +275,7 @@ class TimeSformer(nn.Module):
         self.embed = nn.Conv2d(c.in_channels, c.dim, c.patch_size, c.patch_size)  # one patch -> one token
         self.space_embedding = nn.Parameter(torch.randn(c.grid, c.grid, c.dim) * 0.02)  # [Hp, Wp, D]
         self.time_embedding = nn.Parameter(torch.randn(c.frames, 1, 1, c.dim) * 0.02)  # [F, 1, 1, D]
-        self.blocks = nn.Sequential(*(TimeSformerBlock(c.dim, c.heads, c.mlp_ratio, c.attention)
+        self.blocks = nn.Sequential(*(TimeSformerBlock(c.dim, heads=c.heads, mlp_ratio=c.mlp_ratio, scheme=c.attention)
                                       for _ in range(c.depth)))
         self.norm = nn.LayerNorm(c.dim)
         self.head = nn.Linear(c.dim, c.num_classes)
@@ -301,7 +301,7 @@ class TimeSformer(nn.Module):
 
 
 @register("timesformer_small", TimeSformerConfig)
-def timesformer(config: TimeSformerConfig) -> TimeSformer:
+def build_timesformer(config: TimeSformerConfig) -> TimeSformer:
     """The builder of the registered ``timesformer_small``, a :class:`~visarch.models.timesformer.TimeSformer`.
 
     With the default config it has 2 frames of 32 x 32, p = 8, D = 64 and 2 divided-attention blocks,

@@ -134,7 +134,7 @@ class VideoTokenizer(nn.Module):
         dim: d, the video encoder's width.
     """
 
-    def __init__(self, channels: int, patch: tuple[int, int, int], grid: tuple[int, int, int], dim: int):
+    def __init__(self, channels: int, *, patch: tuple[int, int, int], grid: tuple[int, int, int], dim: int):
         super().__init__()
         self.patch, self.grid = patch, grid
         self.project = nn.Conv3d(channels, dim, patch, stride=patch)  # W_vp on each patch of t h w C voxels
@@ -165,7 +165,7 @@ class AudioTokenizer(nn.Module):
         dim: d, the audio encoder's width.
     """
 
-    def __init__(self, patch: int, tokens: int, dim: int):
+    def __init__(self, *, patch: int, tokens: int, dim: int):
         super().__init__()
         self.patch = patch
         self.project = nn.Conv1d(1, dim, patch, stride=patch)  # W_ap on each segment of t' samples
@@ -211,10 +211,10 @@ class Encoder(nn.Module):
         mlp: hidden width of each block's MLP.
     """
 
-    def __init__(self, width: int, blocks: int, heads: int, mlp: int):
+    def __init__(self, width: int, *, blocks: int, heads: int, mlp: int):
         super().__init__()
         self.aggregate = nn.Parameter(torch.zeros(1, 1, width))  # x_AGG
-        self.blocks = nn.ModuleList(EncoderBlock(width, heads, mlp) for _ in range(blocks))
+        self.blocks = nn.ModuleList(EncoderBlock(width, heads=heads, mlp_dim=mlp) for _ in range(blocks))
         self.norm = nn.LayerNorm(width, eps=1e-6)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -244,12 +244,13 @@ class VATT(nn.Module):
         super().__init__()
         c = self.config = config
         dv, da, dt = c.video[0], c.audio[0], c.text[0]  # the three widths
-        self.video_tokens = VideoTokenizer(c.in_channels, c.video_patch, c.video_grid, dv)
-        self.audio_tokens = AudioTokenizer(c.audio_patch, c.audio_tokens, da)
+        self.video_tokens = VideoTokenizer(c.in_channels, patch=c.video_patch, grid=c.video_grid, dim=dv)
+        self.audio_tokens = AudioTokenizer(patch=c.audio_patch, tokens=c.audio_tokens, dim=da)
         self.word_embedding = nn.Embedding(c.vocab_size, dt)  # one-hot words times W_tp
         self.text_position = nn.Parameter(torch.empty(c.text_length, dt).normal_(std=0.02))
         self.video_encoder, self.audio_encoder, self.text_encoder = (
-            Encoder(*size) for size in (c.video, c.audio, c.text))
+            Encoder(width, blocks=blocks, heads=heads, mlp=mlp)
+            for width, blocks, heads, mlp in (c.video, c.audio, c.text))
         self.video_to_va = nn.Sequential(_linear_bn(dv, c.va_dim), nn.ReLU(), _linear_bn(c.va_dim, c.va_dim))
         self.audio_to_va = _linear_bn(da, c.va_dim)
         self.text_to_vt = _linear_bn(dt, c.vt_dim)

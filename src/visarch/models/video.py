@@ -176,7 +176,7 @@ class InflatedConv3d(nn.Module):
         time_padding: ``"replicate"`` or ``"zeros"``.
     """
 
-    def __init__(self, conv: nn.Conv3d, time_padding: str):
+    def __init__(self, conv: nn.Conv3d, *, time_padding: str):
         super().__init__()
         self.conv = conv
         self.time_padding = time_padding
@@ -223,7 +223,7 @@ def inflate_conv2d(conv: nn.Conv2d, time: int, *, time_stride: int = 1,
         conv3d.weight.copy_(conv.weight.unsqueeze(2).expand_as(conv3d.weight) / time)
         if conv.bias is not None:
             conv3d.bias.copy_(conv.bias)
-    return InflatedConv3d(conv3d, time_padding)
+    return InflatedConv3d(conv3d, time_padding=time_padding)
 
 
 # layers kept as they are: the activations act on each value of a [B, C, T, H, W] tensor; Flatten and Linear are
@@ -324,7 +324,7 @@ class LateralConnection(nn.Module):
         kernel_time: the temporal kernel size of the convolution.
     """
 
-    def __init__(self, fast_channels: int, alpha: int, *, kernel_time: int = 5):
+    def __init__(self, fast_channels: int, *, alpha: int, kernel_time: int = 5):
         super().__init__()
         check_positive_int("Fast pathway channels beta C", fast_channels)
         check_positive_int("frame-rate ratio alpha", alpha)
@@ -371,7 +371,7 @@ class SlowFastStem(nn.Module):
                                   nn.BatchNorm3d(channels), nn.ReLU(), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
         self.fast = nn.Sequential(nn.Conv3d(3, fast, (5, 7, 7), (1, 2, 2), (2, 3, 3), bias=False),
                                   nn.BatchNorm3d(fast), nn.ReLU(), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
-        self.lateral = LateralConnection(fast, alpha)
+        self.lateral = LateralConnection(fast, alpha=alpha)
 
     def forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         slow, fast = slowfast_frames(clip, tau=self.tau, alpha=self.alpha)
@@ -439,5 +439,6 @@ class VideoNet(nn.Module):
 @register("frames2d_small", VideoNetConfig, block="c3d", time=1, widths=(14, 28, 55))
 @register("c3d_small", VideoNetConfig, block="c3d")
 @register("r2plus1d_small", VideoNetConfig, block="r2plus1d")
-def _video_net(config: VideoNetConfig) -> VideoNet:
+def build_video_net(config: VideoNetConfig) -> VideoNet:
+    """The builder of the registered video networks, each a :class:`~visarch.models.video.VideoNet`."""
     return VideoNet(config)

@@ -92,7 +92,7 @@ class EncoderBlock(nn.Module):
         eps: LayerNorm epsilon.
     """
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, *, eps: float = 1e-6):
+    def __init__(self, dim: int, *, heads: int, mlp_dim: int, eps: float = 1e-6):
         super().__init__()
         self.heads = heads
         self.norm1 = nn.LayerNorm(dim, eps=eps)
@@ -148,7 +148,8 @@ class ViT(nn.Module):
         else:
             self.register_buffer("pos_embedding", sinusoidal_embeddings(c.tokens, c.dim)[None], persistent=False)
         self.embed_norm = nn.LayerNorm(c.dim, eps=c.eps) if c.embed_norm else nn.Identity()
-        self.blocks = nn.ModuleList(EncoderBlock(c.dim, c.heads, c.mlp_dim, eps=c.eps) for _ in range(c.depth))
+        self.blocks = nn.ModuleList(EncoderBlock(c.dim, heads=c.heads, mlp_dim=c.mlp_dim, eps=c.eps)
+                                    for _ in range(c.depth))
         self.norm = nn.LayerNorm(c.dim, eps=c.eps)
         self.head = nn.Linear(c.dim, c.num_classes)
 

@@ -73,7 +73,7 @@ class PreActBlock(nn.Module):
         dropout: probability of dropping a unit between the two convolutions.
     """
 
-    def __init__(self, in_channels: int, out: int, stride: int = 1, *, dropout: float = 0.0):
+    def __init__(self, in_channels: int, out: int, *, stride: int = 1, dropout: float = 0.0):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.conv1 = nn.Conv2d(in_channels, out, 3, stride=stride, padding=1, bias=False)
@@ -108,7 +108,7 @@ class WideResNet(nn.Module):
         self.stem = nn.Conv2d(config.in_channels, 16, 3, padding=1, bias=False)
         groups, channels = [], 16
         for i, width in enumerate((16 * config.widen, 32 * config.widen, 64 * config.widen)):
-            blocks = [PreActBlock(channels, width, 1 if i == 0 else 2, dropout=config.dropout)]
+            blocks = [PreActBlock(channels, width, stride=1 if i == 0 else 2, dropout=config.dropout)]
             blocks += [PreActBlock(width, width, dropout=config.dropout) for _ in range(n - 1)]
             groups.append(nn.Sequential(*blocks))
             channels = width
