@@ -29,6 +29,7 @@ from visarch.receptive_field import (
     Layer,
     ReceptiveField,
     conv_stack,
+    effective_receptive_field,
     erf_std,
     gaussian_fit_r2,
     gradient_receptive_field,
@@ -210,6 +211,10 @@ def test_gaussian_fit_r2_of_a_gaussian_is_one():
         (lambda: gradient_receptive_field(conv_stack([Layer(3)]), (1, 5, 5), unit=(0, 3, 1)),
          ValueError, r"unit \(channel, row, column\) must index the output of shape \[1, 3, 3\], got \(0, 3, 1\)"),
         (lambda: erf_std(torch.zeros(3, 3)), ValueError, r"the gradient map is zero everywhere"),
+        (lambda: effective_receptive_field(lambda: conv_stack([Layer(3)]), (1, 5, 5), seeds=[0, 1], input_seeds=[2],
+                                           batch=1), ValueError, r"seeds and input_seeds must be non-empty and of one"),
+        (lambda: effective_receptive_field(lambda: conv_stack([Layer(3)]), (1, 5, 5), seeds=[0], input_seeds=[2],
+                                           batch=0), ValueError, r"batch must be >= 1, got 0"),
         (lambda: erf_std(torch.ones(3)), ValueError, r"the gradient map must have shape \[H, W\], got \[3\]"),
         (lambda: erf_std(torch.ones(3, 3, dtype=torch.int64)), TypeError,
          r"the gradient map must be a floating-point torch.Tensor"),
@@ -224,3 +229,24 @@ def test_bad_input_raises(build, exc, match):
 
 def test_receptive_field_span_of_unit():
     assert ReceptiveField(size=5, jump=2, start=-2).span(3) == (4, 8)
+
+
+def test_effective_receptive_field_is_the_mean_squared_jacobian_row():
+    # independent: torch's Jacobian of each seeded network at each of its seeded inputs, one image at a time
+    shape, seeds, input_seeds, batch = (2, 7, 7), [3, 5], [10, 11], 3
+
+    def make():
+        return conv_stack([Layer(3), Layer(3)], channels=2, nonlinearity=nn.ReLU)
+
+    expected = torch.zeros(7, 7)
+    for seed, input_seed in zip(seeds, input_seeds, strict=True):
+        torch.manual_seed(seed)
+        model = make()
+        images = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(input_seed))
+        for image in images:
+            jac = torch.autograd.functional.jacobian(lambda x, model=model: model(x[None])[0, 0, 1, 1], image)
+            expected += (jac**2).sum(0) / (batch * len(seeds))  # [H, W]
+    state = torch.get_rng_state()
+    erf = effective_receptive_field(make, shape, seeds=seeds, input_seeds=input_seeds, batch=batch)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is untouched
+    torch.testing.assert_close(erf, expected)

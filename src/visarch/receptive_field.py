@@ -45,8 +45,8 @@ from torch import nn
 
 from visarch.functional._checks import check_int
 
-__all__ = ["Layer", "ReceptiveField", "receptive_field", "conv_stack", "gradient_receptive_field",
-           "erf_std", "gaussian_fit_r2"]
+__all__ = ["Layer", "ReceptiveField", "receptive_field", "conv_stack", "effective_receptive_field",
+           "gradient_receptive_field", "erf_std", "gaussian_fit_r2"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +183,44 @@ def gradient_receptive_field(model: nn.Module, input_shape, *, inputs: torch.Ten
                          f"{list(y.shape[1:])}, got {unit}")
     (grad,) = torch.autograd.grad(y[:, unit[0], unit[1], unit[2]].sum(), x)
     return grad
+
+
+def effective_receptive_field(make_model, input_shape, *, seeds, input_seeds, batch: int) -> torch.Tensor:
+    r"""The effective receptive field of a family of random networks, ``[H, W]`` (Luo et al., 2016).
+
+    For each seed the network ``make_model()`` is initialised under ``torch.manual_seed(seed)``, a batch
+    of standard normal images is drawn from a generator seeded with the matching input seed, and the
+    squared gradient of the centre unit (:func:`gradient_receptive_field`) is summed over the input
+    channels and averaged over the images; the result is the mean over the seeds,
+
+    .. math:: \mathrm{ERF}(i, j) = \frac{1}{S\,N} \sum_{s=1}^{S} \sum_{n=1}^{N} \sum_{c}
+        \left(\frac{\partial y^{(s)}_{n,\text{centre}}}{\partial x_{n,c,i,j}}\right)^2.
+
+    The caller's random state is left as it was.
+
+    Args:
+        make_model: builds one network ``[N, C, H, W] -> [N, C', H', W']`` from torch's global generator.
+        input_shape: ``(C, H, W)``.
+        seeds: the initialisation seeds, one network each.
+        input_seeds: the seed of each network's batch of inputs, as many as ``seeds``.
+        batch: N, the images per network.
+
+    Returns:
+        ``[H, W]``, float32 unless the networks compute in another dtype.
+    """
+    seeds, input_seeds = list(seeds), list(input_seeds)
+    if not seeds or len(seeds) != len(input_seeds):
+        raise ValueError(f"seeds and input_seeds must be non-empty and of one length, got {len(seeds)} "
+                         f"and {len(input_seeds)}")
+    check_int(batch, "batch", low=1)
+    total = 0.0
+    with torch.random.fork_rng(devices=[]):
+        for seed, input_seed in zip(seeds, input_seeds, strict=True):
+            torch.manual_seed(seed)
+            model = make_model()
+            x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(input_seed))
+            total = total + (gradient_receptive_field(model, input_shape, inputs=x) ** 2).sum(1).mean(0)  # [H, W]
+    return total / len(seeds)
 
 
 def _normalised(grad_map: torch.Tensor) -> torch.Tensor:
