@@ -253,3 +253,31 @@ def test_bad_hyperparameters_raise_like_torch(ours, theirs, match):
         ours()
     with pytest.raises(ValueError):  # torch refuses them too, with the same exception type
         theirs()
+
+
+@pytest.mark.parametrize("warmup, total", [(2, 10), (5, 40), (84, 2520)])
+def test_warmup_cosine_is_torchs_linear_warmup_times_cosine_annealing(warmup, total):
+    # torch chains its schedulers multiplicatively: LinearLR from 1/w to 1 over w - 1 steps, times CosineAnnealingLR
+    def lr_sequence(make_schedulers):
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        scheduler = make_schedulers(optimizer)
+        rates = []
+        for _ in range(total + 1):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return torch.tensor(rates, dtype=torch.float64)
+
+    ours = lr_sequence(lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, vo.warmup_cosine(warmup, total)))
+    theirs = lr_sequence(lambda opt: torch.optim.lr_scheduler.ChainedScheduler([
+        torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup - 1),
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)]))
+    assert_close(ours, theirs, rtol=1e-9, atol=1e-12)
+    assert ours[-1] == 0 and vo.warmup_cosine(warmup, total)(total + 7) == 0  # zero from T on
+
+
+def test_warmup_cosine_refuses_bad_lengths():
+    with pytest.raises(ValueError, match="warmup must be >= 1, got 0"):
+        vo.warmup_cosine(0, 10)
+    with pytest.raises(TypeError, match="total must be an int, got float"):
+        vo.warmup_cosine(2, 10.0)
