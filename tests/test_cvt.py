@@ -1,76 +1,15 @@
-"""CvT-13 against its published size and cost, the token maps per stage, the squeezed keys and values, the
+"""CvT (its size and cost: tests/test_cost_models.py): the token maps per stage, the squeezed keys and values, the
 convolutional projection against ordinary multi-head attention, and bad configurations and inputs."""
 
 from __future__ import annotations
-
-import random
 
 import pytest
 import torch
 from torch import nn
 
-from visarch.cost import model_macs, parameter_count
 from visarch.models import create, get_config
 from visarch.models.cvt import ConvAttention, CvTConfig
 from visarch.tolerance import reduction_tolerance
-
-
-def cvt_count(dims=(64, 192, 384), depths=(1, 2, 10), kernels=(7, 3, 3), c_in=3, classes=1000, q=3, ratio=4):
-    """From the architecture: per stage an embedding convolution with bias and its LayerNorm; per block two
-    LayerNorms, three projections (depthwise q x q without bias, BatchNorm, Linear with bias), the output map and
-    the MLP; the class token of the last stage, the final LayerNorm and the head."""
-    total = 0
-    for d, n, k in zip(dims, depths, kernels, strict=True):
-        total += c_in * d * k * k + d + 2 * d
-        projections = 3 * (q * q * d + 2 * d + d * d + d)
-        total += n * (2 * d + projections + d * d + d + 2 * d + 2 * ratio * d * d + ratio * d + d)
-        c_in = d
-    return total + dims[-1] + 2 * dims[-1] + dims[-1] * classes + classes
-
-
-def cvt_macs(side=224, dims=(64, 192, 384), depths=(1, 2, 10), kernels=(7, 3, 3), strides=(4, 2, 2),
-             paddings=(2, 1, 1), c_in=3, classes=1000):
-    """Multiply-accumulates from the architecture: embedding convolutions; per block the depthwise 3x3
-    convolutions on the map (queries at stride 1, keys and values at stride 2), the pointwise maps, the two
-    attention products, the output map and the MLP (the class token only in the last stage); the head."""
-    total, h = 0, side
-    for i, (d, n, k, s, p) in enumerate(zip(dims, depths, kernels, strides, paddings, strict=True)):
-        h = (h + 2 * p - k) // s + 1
-        total += h * h * c_in * d * k * k
-        cls = int(i == len(dims) - 1)
-        hk = (h + 1) // 2
-        t, tk = h * h + cls, hk * hk + cls
-        block = (9 * d * (h * h + 2 * hk * hk) + d * d * (t + 2 * tk) + 2 * t * tk * d + t * d * d + 8 * t * d * d)
-        total += n * block
-        c_in = d
-    return total + dims[-1] * classes
-
-
-def test_cvt13_published_count_and_cost():
-    with torch.device("meta"):
-        model = create("cvt_13")
-    # Hugging Face transformers' CvtForImageClassification with its default (CvT-13) config, 1000 labels, has
-    # 19,997,480 parameters; the paper's table 2 rounds to 20M
-    assert cvt_count() == parameter_count(model) == 19_997_480
-    assert round(parameter_count(model) / 1e6) == 20
-    # the paper's 4.5 GFLOPs (multiply-accumulates) at 224 and 16.3 at 384 pixels
-    macs = model_macs(model, (1, 3, 224, 224))
-    assert macs == cvt_macs() and abs(macs / 4.5e9 - 1) < 0.02
-    macs = model_macs(model, (1, 3, 384, 384))
-    assert macs == cvt_macs(384) and round(macs / 1e9, 1) == 16.3
-
-
-def test_cvt_small_closed_form_and_random_configs():
-    rng = random.Random(0)
-    with torch.device("meta"):
-        assert parameter_count(create("cvt_small")) == cvt_count((16, 32, 64), (1, 1, 2), (3, 3, 3), 1, 10) == 146_122
-        for _ in range(10):
-            heads = tuple(rng.randint(1, 3) for _ in range(3))
-            dims = tuple(h * 4 * rng.randint(1, 8) for h in heads)
-            depths = tuple(rng.randint(1, 2) for _ in range(3))
-            q = rng.choice((1, 3, 5))
-            model = create("cvt_small", dims=dims, depths=depths, heads=heads, qkv_kernel=q, num_classes=7)
-            assert parameter_count(model) == cvt_count(dims, depths, (3, 3, 3), 1, 7, q=q)
 
 
 def test_token_maps_per_stage_and_output():

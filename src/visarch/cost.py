@@ -1,4 +1,4 @@
-r"""Closed-form parameter and multiply-accumulate counts of convolutional layers.
+r"""Closed-form parameter and multiply-accumulate counts: of layers, and of whole networks from their configs.
 
 (Building blocks, section "Grouped, depthwise and separable convolution".)
 
@@ -53,8 +53,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from visarch.functional._checks import check_int, pair
 
-__all__ = ["conv_parameters", "conv_macs", "forward_macs", "model_macs", "parameter_count", "separable_conv_parameters",
-           "separable_conv_macs"]
+__all__ = ["attention_parameters", "conv_macs", "conv_parameters", "cvt_macs", "cvt_parameters", "densenet_parameters",
+           "encoder_block_parameters", "forward_macs", "linear_parameters", "model_macs", "norm_parameters",
+           "parameter_count", "resnet_parameters", "separable_conv_macs", "separable_conv_parameters",
+           "vit_parameters"]
 
 
 def _check_layer(c_in, c_out, groups):
@@ -195,3 +197,166 @@ def forward_macs(fn, *args, **kwargs) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         fn(*args, **kwargs)
     return counter.get_total_flops() // 2
+
+
+# --- closed forms of whole networks, from their configs ---------------------------------------------------------
+# Each takes the model's config (any object with the fields of the named config class, so this floor imports
+# no model) and counts parameters part by part from the architecture.  tests/test_cost_models.py checks them
+# against the published counts and against the networks built on the meta device.
+
+def norm_parameters(channels: int) -> int:
+    """A batch norm or LayerNorm over ``channels`` features: a scale and a shift each, 2C."""
+    return 2 * check_int(channels, "channels C", low=1)
+
+
+def linear_parameters(in_features: int, out_features: int, *, bias: bool = True) -> int:
+    """A linear layer ``in -> out``: ``in * out`` weights, plus ``out`` biases."""
+    _check_bias(bias)
+    return check_int(in_features, "in_features", low=1) * check_int(out_features, "out_features", low=1) \
+        + (out_features if bias else 0)
+
+
+def attention_parameters(dim: int) -> int:
+    r"""Multi-head self-attention of width D with biases: queries, keys, values and output map, :math:`4D^2 + 4D`.
+
+    The number of heads K does not enter: K heads of D/K dimensions fill the same D x D maps.
+    """
+    return 4 * linear_parameters(dim, dim)
+
+
+def encoder_block_parameters(dim: int, mlp_dim: int) -> int:
+    r"""A pre-norm transformer encoder block: two LayerNorms, attention and the MLP ``D -> H -> D``,
+
+    .. math:: 4D + (4D^2 + 4D) + (2DH + H + D).
+    """
+    return 2 * norm_parameters(dim) + attention_parameters(dim) + linear_parameters(dim, mlp_dim) \
+        + linear_parameters(mlp_dim, dim)
+
+
+def vit_parameters(config) -> int:
+    r"""Parameters of a ViT (a ``ViTConfig``, or a ``DeiTConfig`` with its distillation token).
+
+    .. math:: (Cp^2 D + D) + eD + [TD] + [2D] + L\,(4D + 4D^2 + 4D + 2DH + H + D) + 2D + e\,(Dn + n),
+
+    with e = 1 token read by a head (2 with DeiT's distillation token), T tokens (learned position
+    embeddings only), the LayerNorm on the embedded sequence if ``embed_norm``, L blocks of MLP width H and
+    n classes.
+    """
+    d = config.dim
+    read = config.tokens - (config.image_size // config.patch_size) ** 2  # class (and distillation) tokens
+    return (conv_parameters(config.in_channels, d, config.patch_size) + read * d
+            + (config.tokens * d if config.pos_embedding == "learned" else 0)
+            + (norm_parameters(d) if config.embed_norm else 0)
+            + config.depth * encoder_block_parameters(d, config.mlp_dim) + norm_parameters(d)
+            + read * linear_parameters(d, config.num_classes))
+
+
+def resnet_parameters(config) -> int:
+    r"""Parameters of a ResNet (a ``ResNetConfig``: basic or bottleneck blocks, ResNeXt groups, wide, SE).
+
+    Convolutions have no bias and each feeds a batch norm (2C). Stack i has :math:`C'_i = 2^i w` and blocks of
+    :math:`e C'_i` output channels (:math:`m_i` in the bottleneck's 3 x 3 convolution); a block from c channels
+    holds, besides its batch norms,
+
+    - basic: :math:`9 c\,e C' + 9 (e C')^2`;
+    - bottleneck: :math:`c\,m + 9 m^2 / G + m\,e C'`, plus a squeeze-and-excitation gate
+      :math:`2 e C' s + s + e C'` with :math:`s = \lfloor e C' / r \rfloor`;
+
+    and a projection :math:`c\,eC'` (with its batch norm) where the shape changes. The stem is a 3 x 3 (CIFAR)
+    or 7 x 7 (ImageNet) convolution to w channels; the head, if any, a linear layer.
+    """
+    w = config.width
+    total = conv_parameters(config.in_channels, w, 3 if config.stem == "cifar" else 7, bias=False)
+    total += norm_parameters(w)
+    channels = w
+    for i, count in enumerate(config.blocks):
+        out, mid = config.expansion * w * 2**i, (config.bottleneck_width or w) * 2**i
+        for b in range(count):
+            stride = 2 if i > 0 and b == 0 else 1
+            if config.block == "basic":
+                total += conv_parameters(channels, out, 3, bias=False) + conv_parameters(out, out, 3, bias=False)
+                total += 2 * norm_parameters(out)
+            else:
+                total += conv_parameters(channels, mid, 1, bias=False) + norm_parameters(mid)
+                total += conv_parameters(mid, mid, 3, groups=config.groups, bias=False) + norm_parameters(mid)
+                total += conv_parameters(mid, out, 1, bias=False) + norm_parameters(out)
+                if config.se_reduction is not None:
+                    squeeze = out // config.se_reduction
+                    total += conv_parameters(out, squeeze, 1) + conv_parameters(squeeze, out, 1)
+            if (channels, stride) != (out, 1):  # projection shortcut
+                total += conv_parameters(channels, out, 1, bias=False) + norm_parameters(out)
+            channels = out
+    return total + (0 if config.num_classes is None else linear_parameters(channels, config.num_classes))
+
+
+def densenet_parameters(config) -> int:
+    r"""Parameters of a DenseNet-BC (a ``DenseNetConfig``), one closed form per dense block.
+
+    A dense layer reading c channels is batch norm, a 1 x 1 convolution to bk channels, batch norm and a
+    3 x 3 convolution to k (no biases): :math:`(bk + 2)c + 2bk + 9bk^2`. Over the L layers of a block that
+    starts with :math:`c_0` channels (:math:`c = c_0 + \ell k`):
+
+    .. math:: (bk + 2)\left(L c_0 + k\frac{L(L-1)}{2}\right) + L\,(2bk + 9bk^2).
+
+    A transition from m channels is a batch norm and a 1 x 1 convolution to :math:`\lfloor \theta m \rfloor`;
+    the stem a 7 x 7 convolution and its batch norm; the end a batch norm and the classifier.
+    """
+    k, b, c = config.growth_rate, config.bottleneck * config.growth_rate, config.init_features
+    total = conv_parameters(config.in_channels, c, 7, bias=False) + norm_parameters(c)
+    for i, layers in enumerate(config.blocks):
+        total += (b + 2) * (layers * c + k * layers * (layers - 1) // 2) + layers * (2 * b + 9 * b * k)
+        c += layers * k
+        if i < len(config.blocks) - 1:
+            kept = int(config.compression * c)
+            total += norm_parameters(c) + conv_parameters(c, kept, 1, bias=False)
+            c = kept
+    return total + norm_parameters(c) + linear_parameters(c, config.num_classes)
+
+
+def cvt_parameters(config) -> int:
+    r"""Parameters of a CvT (a ``CvTConfig``).
+
+    Stage i embeds with a :math:`k_e \times k_e` convolution with bias and a LayerNorm; each of its blocks
+    has two LayerNorms, three convolutional projections (a depthwise :math:`q \times q` convolution without
+    bias, a batch norm, a linear map with bias), the output map and an MLP of width :math:`H = \lfloor rC
+    \rfloor`: :math:`4C + 3(q^2 C + 2C + C^2 + C) + (C^2 + C) + (2CH + H + C)`. The last stage adds the class
+    token; then a final LayerNorm and the head.
+    """
+    total, c_in = 0, config.in_channels
+    q = config.qkv_kernel
+    for c, depth, k in zip(config.dims, config.depths, config.embed_kernels, strict=True):
+        hidden = int(c * config.mlp_ratio)
+        projection = q * q * c + norm_parameters(c) + linear_parameters(c, c)
+        block = 2 * norm_parameters(c) + 3 * projection + linear_parameters(c, c) \
+            + linear_parameters(c, hidden) + linear_parameters(hidden, c)
+        total += conv_parameters(c_in, c, k) + norm_parameters(c) + depth * block
+        c_in = c
+    return total + c_in + norm_parameters(c_in) + linear_parameters(c_in, config.num_classes)
+
+
+def cvt_macs(config, image_size: int) -> int:
+    r"""Multiply-accumulates of a CvT (a ``CvTConfig``) on one ``image_size`` x ``image_size`` image.
+
+    Per stage: the embedding convolution on the :math:`h \times h` token map; per block, the depthwise
+    :math:`q \times q` convolutions (queries at stride 1, keys and values at stride ``kv_stride``, on maps of
+    :math:`h_k = \lceil h / s \rceil`), the three pointwise maps on T query and :math:`T_k` key tokens (the class
+    token joins both in the last stage), the two attention products :math:`2 T T_k C`, the output map and the MLP;
+    the head reads the class token.
+    """
+    check_int(image_size, "image_size", low=1)
+    total, side, c_in = 0, image_size, config.in_channels
+    q, s = config.qkv_kernel, config.kv_stride
+    for i, (c, depth, k, stride, pad) in enumerate(zip(config.dims, config.depths, config.embed_kernels,
+                                                       config.embed_strides, config.embed_paddings, strict=True)):
+        side = (side + 2 * pad - k) // stride + 1
+        total += conv_macs(c_in, c, k, side)
+        cls = int(i == len(config.dims) - 1)
+        side_k = -(-side // s)
+        tokens, tokens_k = side * side + cls, side_k * side_k + cls
+        hidden = int(c * config.mlp_ratio)
+        depthwise = q * q * c * (side * side + 2 * side_k * side_k)
+        block = depthwise + c * c * (tokens + 2 * tokens_k) + 2 * tokens * tokens_k * c + tokens * c * c \
+            + 2 * tokens * c * hidden
+        total += depth * block
+        c_in = c
+    return total + c_in * config.num_classes

@@ -1,0 +1,126 @@
+"""visarch.cost's closed forms of layers and whole networks: against the counts torch's own modules hold,
+against published counts (the independent oracle), and against the networks built on the meta device for the
+registry's configs and for random ones."""
+
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from visarch.cost import (
+    attention_parameters,
+    cvt_macs,
+    cvt_parameters,
+    densenet_parameters,
+    encoder_block_parameters,
+    linear_parameters,
+    model_macs,
+    norm_parameters,
+    parameter_count,
+    resnet_parameters,
+    vit_parameters,
+)
+from visarch.models import create_on_meta, get_config
+
+CLOSED_FORM = {"resnet": resnet_parameters, "wide_resnet50": resnet_parameters, "resnext": resnet_parameters,
+               "se_resnet": resnet_parameters, "vit": vit_parameters, "deit": vit_parameters,
+               "densenet": densenet_parameters, "cvt": cvt_parameters}
+
+# name, config overrides -> published count
+PUBLISHED = {
+    # torchvision's model tables
+    ("resnet18", ()): 11_689_512, ("resnet34", ()): 21_797_672, ("resnet50", ()): 25_557_032,
+    ("wide_resnet50_2", ()): 68_883_240, ("resnext50_32x4d", ()): 25_028_904,
+    ("densenet121", ()): 7_978_856,
+    ("densenet121", (("blocks", (6, 12, 32, 32)),)): 14_149_480,  # DenseNet-169
+    ("densenet121", (("blocks", (6, 12, 48, 32)),)): 20_013_928,  # DenseNet-201
+    ("densenet121", (("blocks", (6, 12, 36, 24)), ("growth_rate", 48), ("init_features", 96))): 28_681_000,  # -161
+    ("vit_b_16", ()): 86_567_656, ("vit_l_16", ()): 304_326_632, ("vit_h_14", ()): 632_045_800,
+    # the SE-ResNet-50 figure usually quoted (Cadene's pretrained-models port of the authors' release)
+    ("se_resnet50", ()): 28_088_024,
+    # the DeiT release, Touvron et al. (2021) table 1
+    ("deit_tiny", ()): 5_717_416, ("deit_small", ()): 22_050_664,
+    ("deit_tiny_distilled", ()): 5_910_800, ("deit_small_distilled", ()): 22_436_432,
+    # Hugging Face transformers' CvtForImageClassification (microsoft/cvt-13); the paper rounds to 20M
+    ("cvt_13", ()): 19_997_480,
+}
+
+
+def closed_form(name):
+    return next(fn for prefix, fn in CLOSED_FORM.items() if name.startswith(prefix))
+
+
+@pytest.mark.parametrize(("name", "overrides"), list(PUBLISHED), ids=lambda v: v if isinstance(v, str) else "")
+def test_closed_forms_give_the_published_counts(name, overrides):
+    config = get_config(name, **dict(overrides))
+    assert closed_form(name)(config) == PUBLISHED[name, overrides]
+    assert parameter_count(create_on_meta(name, **dict(overrides))) == PUBLISHED[name, overrides]
+
+
+def random_overrides(name, rng):
+    if name.startswith("resnet"):
+        block = rng.choice(["basic", "bottleneck"])
+        bottleneck = block == "bottleneck"
+        groups = rng.choice([1, 2, 4]) if bottleneck else 1
+        return {"blocks": tuple(rng.randint(1, 3) for _ in range(rng.randint(1, 4))), "block": block,
+                "width": 4 * rng.randint(1, 4), "expansion": rng.choice([1, 2, 4]) if bottleneck else 1,
+                "stem": rng.choice(["cifar", "imagenet"]), "in_channels": rng.randint(1, 3), "groups": groups,
+                "bottleneck_width": 8 * rng.randint(1, 2) if bottleneck else None,
+                "se_reduction": rng.choice([None, 2, 4]) if bottleneck else None,
+                "num_classes": rng.choice([None, 10])}
+    if name.startswith("vit") or name.startswith("deit"):
+        heads = rng.randint(1, 4)
+        return {"image_size": 8 * rng.randint(1, 3), "patch_size": rng.choice([2, 4, 8]),
+                "in_channels": rng.randint(1, 3), "dim": 2 * heads * rng.randint(1, 4), "depth": rng.randint(1, 3),
+                "heads": heads, "mlp_dim": rng.randint(1, 40), "num_classes": rng.randint(1, 12),
+                **({} if name.startswith("deit") else {"pos_embedding": rng.choice(["learned", "sinusoidal"]),
+                                                       "embed_norm": rng.choice([True, False])})}
+    if name.startswith("densenet"):
+        return {"blocks": tuple(rng.randint(1, 4) for _ in range(rng.randint(1, 4))), "growth_rate": rng.randint(1, 12),
+                "init_features": rng.randint(1, 16), "bottleneck": rng.randint(1, 4),
+                "compression": rng.choice([0.5, 0.75, 1.0]), "in_channels": rng.randint(1, 3),
+                "num_classes": rng.randint(1, 10)}
+    heads = tuple(rng.randint(1, 3) for _ in range(3))  # CvT
+    return {"dims": tuple(h * 4 * rng.randint(1, 4) for h in heads), "heads": heads,
+            "depths": tuple(rng.randint(1, 2) for _ in range(3)), "qkv_kernel": rng.choice([1, 3, 5]),
+            "mlp_ratio": rng.choice([1.0, 2.5, 4.0]), "in_channels": rng.randint(1, 3),
+            "num_classes": rng.randint(1, 10)}
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vit", "deit_tiny_distilled", "densenet121", "cvt_small"])
+def test_closed_forms_count_the_built_networks_on_random_configs(name):
+    rng = random.Random(name)
+    for _ in range(25):
+        overrides = random_overrides(name, rng)
+        assert closed_form(name)(get_config(name, **overrides)) == parameter_count(create_on_meta(name, **overrides)), \
+            overrides
+
+
+def test_cvt13_multiply_accumulates():
+    config = get_config("cvt_13")
+    # the paper's table 2: 4.5 GFLOPs (multiply-accumulates) at 224 pixels and 16.3 at 384
+    for side, published, tolerance in ((224, 4.5e9, 0.02), (384, 16.3e9, 0.005)):
+        macs = cvt_macs(config, side)
+        assert macs == model_macs(create_on_meta("cvt_13"), (1, 3, side, side))
+        assert abs(macs / published - 1) < tolerance
+
+
+@pytest.mark.parametrize("dim, heads, mlp", [(8, 1, 16), (12, 3, 7), (64, 8, 256)])
+def test_layer_closed_forms_are_torchs_counts(dim, heads, mlp):
+    assert linear_parameters(dim, mlp) == parameter_count(nn.Linear(dim, mlp))
+    assert linear_parameters(dim, mlp, bias=False) == parameter_count(nn.Linear(dim, mlp, bias=False))
+    assert norm_parameters(dim) == parameter_count(nn.LayerNorm(dim)) == parameter_count(nn.BatchNorm2d(dim))
+    assert attention_parameters(dim) == parameter_count(nn.MultiheadAttention(dim, heads))
+    with torch.device("meta"):
+        layer = nn.TransformerEncoderLayer(dim, heads, mlp, norm_first=True)
+    assert encoder_block_parameters(dim, mlp) == parameter_count(layer)
+
+
+def test_bad_layer_sizes_are_named():
+    with pytest.raises(ValueError, match="in_features must be >= 1, got 0"):
+        linear_parameters(0, 4)
+    with pytest.raises(TypeError, match="channels C must be an int"):
+        norm_parameters(2.0)
+    with pytest.raises(ValueError, match="image_size must be >= 1, got 0"):
+        cvt_macs(get_config("cvt_13"), 0)
