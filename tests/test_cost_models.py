@@ -10,6 +10,8 @@ from torch import nn
 
 from visarch.cost import (
     attention_parameters,
+    basic_block_parameters,
+    bottleneck_parameters,
     cvt_macs,
     cvt_parameters,
     densenet_parameters,
@@ -20,12 +22,13 @@ from visarch.cost import (
     parameter_count,
     resnet_parameters,
     vit_parameters,
+    wide_resnet_parameters,
 )
 from visarch.models import create_on_meta, get_config
 
 CLOSED_FORM = {"resnet": resnet_parameters, "wide_resnet50": resnet_parameters, "resnext": resnet_parameters,
                "se_resnet": resnet_parameters, "vit": vit_parameters, "deit": vit_parameters,
-               "densenet": densenet_parameters, "cvt": cvt_parameters}
+               "densenet": densenet_parameters, "cvt": cvt_parameters, "wrn": wide_resnet_parameters}
 
 # name, config overrides -> published count
 PUBLISHED = {
@@ -42,6 +45,8 @@ PUBLISHED = {
     # the DeiT release, Touvron et al. (2021) table 1
     ("deit_tiny", ()): 5_717_416, ("deit_small", ()): 22_050_664,
     ("deit_tiny_distilled", ()): 5_910_800, ("deit_small_distilled", ()): 22_436_432,
+    # WRN-28-10 as usually quoted; the WRN paper's tables round WRN-40-4, -16-8 and -28-10 to 8.9M, 11.0M, 36.5M
+    ("wrn_28_10", ()): 36_479_194,
     # Hugging Face transformers' CvtForImageClassification (microsoft/cvt-13); the paper rounds to 20M
     ("cvt_13", ()): 19_997_480,
 }
@@ -76,6 +81,9 @@ def random_overrides(name, rng):
                 "heads": heads, "mlp_dim": rng.randint(1, 40), "num_classes": rng.randint(1, 12),
                 **({} if name.startswith("deit") else {"pos_embedding": rng.choice(["learned", "sinusoidal"]),
                                                        "embed_norm": rng.choice([True, False])})}
+    if name.startswith("wrn"):
+        return {"depth": 4 + 6 * rng.randint(1, 3), "widen": rng.randint(1, 4), "in_channels": rng.randint(1, 3),
+                "num_classes": rng.randint(1, 10)}
     if name.startswith("densenet"):
         return {"blocks": tuple(rng.randint(1, 4) for _ in range(rng.randint(1, 4))), "growth_rate": rng.randint(1, 12),
                 "init_features": rng.randint(1, 16), "bottleneck": rng.randint(1, 4),
@@ -88,13 +96,19 @@ def random_overrides(name, rng):
             "num_classes": rng.randint(1, 10)}
 
 
-@pytest.mark.parametrize("name", ["resnet50", "vit", "deit_tiny_distilled", "densenet121", "cvt_small"])
+@pytest.mark.parametrize("name", ["resnet50", "vit", "deit_tiny_distilled", "densenet121", "cvt_small", "wrn_28_10"])
 def test_closed_forms_count_the_built_networks_on_random_configs(name):
     rng = random.Random(name)
     for _ in range(25):
         overrides = random_overrides(name, rng)
         assert closed_form(name)(get_config(name, **overrides)) == parameter_count(create_on_meta(name, **overrides)), \
             overrides
+
+
+def test_the_wrn_papers_rounded_counts():
+    sizes = ((40, 4), (16, 8), (28, 10))
+    counts = [wide_resnet_parameters(get_config("wrn_28_10", depth=d, widen=k)) for d, k in sizes]
+    assert [round(n / 1e6, 1) for n in counts] == [8.9, 11.0, 36.5]
 
 
 def test_cvt13_multiply_accumulates():
@@ -124,3 +138,19 @@ def test_bad_layer_sizes_are_named():
         norm_parameters(2.0)
     with pytest.raises(ValueError, match="image_size must be >= 1, got 0"):
         cvt_macs(get_config("cvt_13"), 0)
+
+
+@pytest.mark.parametrize("c_in, mid, out, groups, se, projection", [
+    (64, 64, 256, 1, None, True), (256, 64, 256, 1, None, False), (256, 128, 512, 32, None, True),
+    (512, 128, 512, 1, 16, False)])
+def test_block_closed_forms_are_the_count_of_their_torch_layers(c_in, mid, out, groups, se, projection):
+    def conv_bn(c, c_next, kernel, g=1):
+        return [nn.Conv2d(c, c_next, kernel, groups=g, bias=False), nn.BatchNorm2d(c_next)]
+
+    layers = conv_bn(c_in, mid, 1) + conv_bn(mid, mid, 3, groups) + conv_bn(mid, out, 1)
+    layers += [nn.Conv2d(out, out // se, 1), nn.Conv2d(out // se, out, 1)] if se else []
+    layers += conv_bn(c_in, out, 1) if projection else []
+    expected = parameter_count(nn.ModuleList(layers))
+    assert bottleneck_parameters(c_in, mid, out, projection=projection, groups=groups, se_reduction=se) == expected
+    basic = conv_bn(c_in, out, 3) + conv_bn(out, out, 3) + (conv_bn(c_in, out, 1) if projection else [])
+    assert basic_block_parameters(c_in, out, projection=projection) == parameter_count(nn.ModuleList(basic))

@@ -53,10 +53,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from visarch.functional._checks import check_int, pair
 
-__all__ = ["attention_parameters", "conv_macs", "conv_parameters", "cvt_macs", "cvt_parameters", "densenet_parameters",
-           "encoder_block_parameters", "forward_macs", "linear_parameters", "model_macs", "norm_parameters",
-           "parameter_count", "resnet_parameters", "separable_conv_macs", "separable_conv_parameters",
-           "vit_parameters"]
+__all__ = ["attention_parameters", "basic_block_parameters", "bottleneck_parameters", "conv_macs", "conv_parameters",
+           "cvt_macs", "cvt_parameters", "densenet_parameters", "encoder_block_parameters", "forward_macs",
+           "linear_parameters", "model_macs", "norm_parameters", "parameter_count", "resnet_parameters",
+           "separable_conv_macs", "separable_conv_parameters", "vit_parameters", "wide_resnet_parameters"]
 
 
 def _check_layer(c_in, c_out, groups):
@@ -251,19 +251,37 @@ def vit_parameters(config) -> int:
             + read * linear_parameters(d, config.num_classes))
 
 
+def basic_block_parameters(c_in: int, out: int, *, projection: bool) -> int:
+    r"""ResNet's basic block from C to C' channels: two 3 x 3 convolutions without bias, each with a batch norm,
+    :math:`9CC' + 9C'^2 + 4C'`, and with ``projection`` a 1 x 1 convolution and its batch norm, :math:`CC' + 2C'`.
+    """
+    total = conv_parameters(c_in, out, 3, bias=False) + conv_parameters(out, out, 3, bias=False)
+    total += 2 * norm_parameters(out)
+    return total + (conv_parameters(c_in, out, 1, bias=False) + norm_parameters(out) if projection else 0)
+
+
+def bottleneck_parameters(c_in: int, mid: int, out: int, *, projection: bool, groups: int = 1,
+                          se_reduction: int | None = None) -> int:
+    r"""ResNet's bottleneck block C -> m -> m -> C' (1 x 1, 3 x 3 with G groups, 1 x 1; no biases, each with a
+    batch norm): :math:`Cm + 9m^2/G + mC' + 2(m + m + C')`; with ``projection`` a 1 x 1 convolution and its
+    batch norm, :math:`CC' + 2C'`; with ``se_reduction`` r a squeeze-and-excitation gate of
+    :math:`s = \lfloor C'/r \rfloor` channels, :math:`2C's + s + C'`.
+    """
+    total = conv_parameters(c_in, mid, 1, bias=False) + conv_parameters(mid, mid, 3, groups=groups, bias=False)
+    total += conv_parameters(mid, out, 1, bias=False) + 2 * norm_parameters(mid) + norm_parameters(out)
+    if se_reduction is not None:
+        squeeze = out // check_int(se_reduction, "se_reduction r", low=1)
+        total += conv_parameters(out, squeeze, 1) + conv_parameters(squeeze, out, 1)
+    return total + (conv_parameters(c_in, out, 1, bias=False) + norm_parameters(out) if projection else 0)
+
+
 def resnet_parameters(config) -> int:
     r"""Parameters of a ResNet (a ``ResNetConfig``: basic or bottleneck blocks, ResNeXt groups, wide, SE).
 
-    Convolutions have no bias and each feeds a batch norm (2C). Stack i has :math:`C'_i = 2^i w` and blocks of
-    :math:`e C'_i` output channels (:math:`m_i` in the bottleneck's 3 x 3 convolution); a block from c channels
-    holds, besides its batch norms,
-
-    - basic: :math:`9 c\,e C' + 9 (e C')^2`;
-    - bottleneck: :math:`c\,m + 9 m^2 / G + m\,e C'`, plus a squeeze-and-excitation gate
-      :math:`2 e C' s + s + e C'` with :math:`s = \lfloor e C' / r \rfloor`;
-
-    and a projection :math:`c\,eC'` (with its batch norm) where the shape changes. The stem is a 3 x 3 (CIFAR)
-    or 7 x 7 (ImageNet) convolution to w channels; the head, if any, a linear layer.
+    The stem is a 3 x 3 (CIFAR) or 7 x 7 (ImageNet) convolution to w channels and its batch norm; stack i has
+    blocks of :math:`e\,2^i w` output channels (:func:`basic_block_parameters` or
+    :func:`bottleneck_parameters`, whose 3 x 3 convolution has :math:`2^i m` channels), with a projection
+    wherever the shape changes; the head, if any, is a linear layer.
     """
     w = config.width
     total = conv_parameters(config.in_channels, w, 3 if config.stem == "cifar" else 7, bias=False)
@@ -272,21 +290,34 @@ def resnet_parameters(config) -> int:
     for i, count in enumerate(config.blocks):
         out, mid = config.expansion * w * 2**i, (config.bottleneck_width or w) * 2**i
         for b in range(count):
-            stride = 2 if i > 0 and b == 0 else 1
+            projection = (channels, 2 if i > 0 and b == 0 else 1) != (out, 1)
             if config.block == "basic":
-                total += conv_parameters(channels, out, 3, bias=False) + conv_parameters(out, out, 3, bias=False)
-                total += 2 * norm_parameters(out)
+                total += basic_block_parameters(channels, out, projection=projection)
             else:
-                total += conv_parameters(channels, mid, 1, bias=False) + norm_parameters(mid)
-                total += conv_parameters(mid, mid, 3, groups=config.groups, bias=False) + norm_parameters(mid)
-                total += conv_parameters(mid, out, 1, bias=False) + norm_parameters(out)
-                if config.se_reduction is not None:
-                    squeeze = out // config.se_reduction
-                    total += conv_parameters(out, squeeze, 1) + conv_parameters(squeeze, out, 1)
-            if (channels, stride) != (out, 1):  # projection shortcut
-                total += conv_parameters(channels, out, 1, bias=False) + norm_parameters(out)
+                total += bottleneck_parameters(channels, mid, out, projection=projection, groups=config.groups,
+                                               se_reduction=config.se_reduction)
             channels = out
     return total + (0 if config.num_classes is None else linear_parameters(channels, config.num_classes))
+
+
+def wide_resnet_parameters(config) -> int:
+    r"""Parameters of a wide ResNet WRN-d-k (a ``WideResNetConfig``) for CIFAR.
+
+    A 3 x 3 stem convolution to 16 channels; three groups of :math:`n = (d - 4)/6` pre-activation blocks at
+    :math:`16k, 32k, 64k` channels, a block from c to C' channels holding a batch norm, a 3 x 3 convolution, a
+    batch norm and a 3 x 3 convolution, :math:`2c + 9cC' + 2C' + 9C'^2` (no biases), plus a 1 x 1 projection
+    :math:`cC'` where the shape changes (the first block of each group, but for 16 -> 16 channels at k = 1);
+    a final batch norm and the classifier.
+    """
+    total, channels = conv_parameters(config.in_channels, 16, 3, bias=False), 16
+    for i, width in enumerate((16 * config.widen, 32 * config.widen, 64 * config.widen)):
+        for b in range((config.depth - 4) // 6):
+            stride = 2 if i > 0 and b == 0 else 1
+            total += norm_parameters(channels) + conv_parameters(channels, width, 3, bias=False)
+            total += norm_parameters(width) + conv_parameters(width, width, 3, bias=False)
+            total += conv_parameters(channels, width, 1, bias=False) if (channels, stride) != (width, 1) else 0
+            channels = width
+    return total + norm_parameters(channels) + linear_parameters(channels, config.num_classes)
 
 
 def densenet_parameters(config) -> int:
