@@ -9,34 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from visarch.cost import parameter_count
+from visarch.cost import clip_parameters, parameter_count
 from visarch.models import create, get_config
 from visarch.models.clip import QuickGELU, contrastive_loss
 from visarch.tokenizer import digit_tokenizer
 from visarch.tolerance import reduction_tolerance
 
 
-def clip_vit_count(*, embed, image, channels, patch, width, layers, vocab, context, text_width, text_layers):
-    """Parameters of a ViT CLIP, from the architecture: every block is two LayerNorms, q/k/v and output maps
-    with biases and a 4x MLP with biases (12 D^2 + 13 D); the projections have no bias; one logit scale."""
-    def blocks(d, n):
-        return n * (12 * d * d + 13 * d)
-
-    tokens = 1 + (image // patch) ** 2
-    vision = (channels * patch * patch * width  # patch embedding, no bias
-              + width + tokens * width + 2 * width  # class token, positions, LayerNorm before the blocks
-              + blocks(width, layers) + 2 * width + width * embed)  # blocks, final LayerNorm, projection
-    text = (vocab * text_width + context * text_width + blocks(text_width, text_layers) + 2 * text_width
-            + text_width * embed)
-    return vision, text, vision + text + 1
-
-
-B32 = {"embed": 512, "image": 224, "channels": 3, "patch": 32, "width": 768, "layers": 12, "vocab": 49408,
-       "context": 77, "text_width": 512, "text_layers": 12}
-
-
 def test_vit_b_32_has_the_released_count():
-    vision, text, total = clip_vit_count(**B32)
+    vision, text, total = clip_parameters(get_config("clip_vit_b_32"))  # the closed form of visarch.cost
     assert total == 151_277_313  # the released ViT-B/32 checkpoint
     assert round(text / 1e6) == 63  # Radford et al. (2021), section 2.4: "a 63M-parameter" text transformer
     with torch.device("meta"):
@@ -48,9 +29,7 @@ def test_vit_b_32_has_the_released_count():
 def test_tiny_clip_is_a_few_tens_of_thousands_of_parameters():
     c = get_config("clip_tiny")
     assert c.vocab_size == len(digit_tokenizer())
-    *_, total = clip_vit_count(embed=c.embed_dim, image=c.image_size, channels=c.in_channels, patch=c.patch_size,
-                               width=c.vision_width, layers=c.vision_layers, vocab=c.vocab_size,
-                               context=c.context_length, text_width=c.text_width, text_layers=c.text_layers)
+    *_, total = clip_parameters(c)
     assert parameter_count(create("clip_tiny")) == total and 20_000 < total < 100_000
 
 

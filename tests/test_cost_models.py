@@ -12,6 +12,7 @@ from visarch.cost import (
     attention_parameters,
     basic_block_parameters,
     bottleneck_parameters,
+    clip_parameters,
     cvt_macs,
     cvt_parameters,
     densenet_parameters,
@@ -154,3 +155,18 @@ def test_block_closed_forms_are_the_count_of_their_torch_layers(c_in, mid, out, 
     assert bottleneck_parameters(c_in, mid, out, projection=projection, groups=groups, se_reduction=se) == expected
     basic = conv_bn(c_in, out, 3) + conv_bn(out, out, 3) + (conv_bn(c_in, out, 1) if projection else [])
     assert basic_block_parameters(c_in, out, projection=projection) == parameter_count(nn.ModuleList(basic))
+
+
+def test_clip_closed_form_counts_both_towers_on_random_configs():
+    rng = random.Random("clip")
+    for _ in range(15):
+        heads = rng.randint(1, 3)
+        overrides = {"embed_dim": rng.randint(1, 16), "image_size": 8 * rng.randint(1, 2), "patch_size": 4,
+                     "in_channels": rng.randint(1, 3), "vision_width": 4 * heads * rng.randint(1, 2),
+                     "vision_layers": rng.randint(1, 2), "vision_heads": heads, "context_length": rng.randint(2, 9),
+                     "vocab_size": rng.randint(3, 40), "text_width": 4 * heads, "text_layers": rng.randint(1, 2),
+                     "text_heads": heads, "mlp_ratio": rng.randint(1, 4)}
+        model = create_on_meta("clip_tiny", **overrides)
+        image, text, total = clip_parameters(get_config("clip_tiny", **overrides))
+        assert (image, text, total) == (parameter_count(model.visual), parameter_count(model.text),
+                                        parameter_count(model)), overrides

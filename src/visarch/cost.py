@@ -53,9 +53,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from visarch.functional._checks import check_int, pair
 
-__all__ = ["attention_parameters", "basic_block_parameters", "bottleneck_parameters", "conv_macs", "conv_parameters",
-           "cvt_macs", "cvt_parameters", "densenet_parameters", "encoder_block_parameters", "forward_macs",
-           "linear_parameters", "model_macs", "norm_parameters", "parameter_count", "resnet_parameters",
+__all__ = ["attention_parameters", "basic_block_parameters", "bottleneck_parameters", "clip_parameters", "conv_macs",
+           "conv_parameters", "cvt_macs", "cvt_parameters", "densenet_parameters", "encoder_block_parameters",
+           "forward_macs", "linear_parameters", "model_macs", "norm_parameters", "parameter_count", "resnet_parameters",
            "separable_conv_macs", "separable_conv_parameters", "vit_parameters", "wide_resnet_parameters"]
 
 
@@ -273,6 +273,26 @@ def bottleneck_parameters(c_in: int, mid: int, out: int, *, projection: bool, gr
         squeeze = out // check_int(se_reduction, "se_reduction r", low=1)
         total += conv_parameters(out, squeeze, 1) + conv_parameters(squeeze, out, 1)
     return total + (conv_parameters(c_in, out, 1, bias=False) + norm_parameters(out) if projection else 0)
+
+
+def clip_parameters(config) -> tuple[int, int, int]:
+    r"""Parameters of a ViT CLIP (a ``CLIPConfig``): ``(image encoder, text encoder, total)``.
+
+    Both towers are pre-norm transformers of blocks :math:`12D^2 + 13D` (:func:`encoder_block_parameters` with
+    an MLP of 4D). The image encoder has a patch embedding without bias (:math:`Cp^2D`), a class token, one
+    learned position per token, LayerNorms before and after the blocks and a projection without bias to
+    :math:`d_e`; the text encoder a token table (:math:`VD`), one position per place of the context, the final
+    LayerNorm and its projection. The total adds the learned logit scale, one number.
+    """
+    d, t = config.vision_width, config.text_width
+    tokens = 1 + (config.image_size // config.patch_size) ** 2
+    image = (conv_parameters(config.in_channels, d, config.patch_size, bias=False) + d + tokens * d
+             + 2 * norm_parameters(d) + config.vision_layers * encoder_block_parameters(d, config.mlp_ratio * d)
+             + linear_parameters(d, config.embed_dim, bias=False))
+    text = ((config.vocab_size + config.context_length) * t
+            + config.text_layers * encoder_block_parameters(t, config.mlp_ratio * t) + norm_parameters(t)
+            + linear_parameters(t, config.embed_dim, bias=False))
+    return image, text, image + text + 1
 
 
 def resnet_parameters(config) -> int:
