@@ -22,6 +22,7 @@ from visarch.cost import (
     norm_parameters,
     parameter_count,
     resnet_parameters,
+    swin_parameters,
     vit_parameters,
     wide_resnet_parameters,
 )
@@ -29,7 +30,8 @@ from visarch.models import create_on_meta, get_config
 
 CLOSED_FORM = {"resnet": resnet_parameters, "wide_resnet50": resnet_parameters, "resnext": resnet_parameters,
                "se_resnet": resnet_parameters, "vit": vit_parameters, "deit": vit_parameters,
-               "densenet": densenet_parameters, "cvt": cvt_parameters, "wrn": wide_resnet_parameters}
+               "densenet": densenet_parameters, "cvt": cvt_parameters, "wrn": wide_resnet_parameters,
+               "swin": swin_parameters}
 
 # name, config overrides -> published count
 PUBLISHED = {
@@ -46,6 +48,7 @@ PUBLISHED = {
     # the DeiT release, Touvron et al. (2021) table 1
     ("deit_tiny", ()): 5_717_416, ("deit_small", ()): 22_050_664,
     ("deit_tiny_distilled", ()): 5_910_800, ("deit_small_distilled", ()): 22_436_432,
+    ("swin_t", ()): 28_288_354,  # torchvision's swin_t
     # WRN-28-10 as usually quoted; the WRN paper's tables round WRN-40-4, -16-8 and -28-10 to 8.9M, 11.0M, 36.5M
     ("wrn_28_10", ()): 36_479_194,
     # Hugging Face transformers' CvtForImageClassification (microsoft/cvt-13); the paper rounds to 20M
@@ -82,6 +85,12 @@ def random_overrides(name, rng):
                 "heads": heads, "mlp_dim": rng.randint(1, 40), "num_classes": rng.randint(1, 12),
                 **({} if name.startswith("deit") else {"pos_embedding": rng.choice(["learned", "sinusoidal"]),
                                                        "embed_norm": rng.choice([True, False])})}
+    if name.startswith("swin"):
+        heads = tuple(rng.randint(1, 3) for _ in range(rng.randint(1, 4)))
+        return {"patch_size": rng.choice([2, 4]), "in_channels": rng.randint(1, 3), "embed_dim": 4 * rng.randint(1, 3)
+                * max(heads), "depths": tuple(rng.randint(1, 2) for _ in heads), "heads": heads,
+                "window_size": rng.randint(1, 4), "mlp_ratio": rng.choice([1.0, 2.5, 4.0]),
+                "num_classes": rng.randint(1, 10)}
     if name.startswith("wrn"):
         return {"depth": 4 + 6 * rng.randint(1, 3), "widen": rng.randint(1, 4), "in_channels": rng.randint(1, 3),
                 "num_classes": rng.randint(1, 10)}
@@ -97,7 +106,8 @@ def random_overrides(name, rng):
             "num_classes": rng.randint(1, 10)}
 
 
-@pytest.mark.parametrize("name", ["resnet50", "vit", "deit_tiny_distilled", "densenet121", "cvt_small", "wrn_28_10"])
+@pytest.mark.parametrize("name", ["resnet50", "vit", "deit_tiny_distilled", "densenet121", "cvt_small", "wrn_28_10",
+                                  "swin_t"])
 def test_closed_forms_count_the_built_networks_on_random_configs(name):
     rng = random.Random(name)
     for _ in range(25):

@@ -56,7 +56,8 @@ from visarch.functional._checks import check_int, pair
 __all__ = ["attention_parameters", "basic_block_parameters", "bottleneck_parameters", "clip_parameters", "conv_macs",
            "conv_parameters", "cvt_macs", "cvt_parameters", "densenet_parameters", "encoder_block_parameters",
            "forward_macs", "linear_parameters", "model_macs", "norm_parameters", "parameter_count", "resnet_parameters",
-           "separable_conv_macs", "separable_conv_parameters", "vit_parameters", "wide_resnet_parameters"]
+           "separable_conv_macs", "separable_conv_parameters", "swin_parameters", "vit_parameters",
+           "wide_resnet_parameters"]
 
 
 def _check_layer(c_in, c_out, groups):
@@ -362,6 +363,27 @@ def densenet_parameters(config) -> int:
             total += norm_parameters(c) + conv_parameters(c, kept, 1, bias=False)
             c = kept
     return total + norm_parameters(c) + linear_parameters(c, config.num_classes)
+
+
+def swin_parameters(config) -> int:
+    r"""Parameters of a Swin Transformer (a ``SwinConfig``).
+
+    The patch embedding is a :math:`p \times p` convolution with bias to C channels and a LayerNorm. Stage i
+    works at width :math:`w = 2^i C`; from the second stage on it starts with a patch merging, a LayerNorm over
+    the 2w features of four concatenated tokens and a linear map :math:`2w \to w` without bias; each of its
+    blocks is a pre-norm encoder block (:func:`encoder_block_parameters`, MLP width :math:`\lfloor rw \rfloor`)
+    plus the relative position bias table, :math:`(2M - 1)^2` entries per head. A final LayerNorm and the head.
+    """
+    c = config.embed_dim
+    total = conv_parameters(config.in_channels, c, config.patch_size) + norm_parameters(c)
+    for i, (depth, heads) in enumerate(zip(config.depths, config.heads, strict=True)):
+        w = c * 2**i
+        if i:
+            total += norm_parameters(2 * w) + linear_parameters(2 * w, w, bias=False)
+        table = (2 * config.window_size - 1) ** 2 * heads
+        total += depth * (encoder_block_parameters(w, int(w * config.mlp_ratio)) + table)
+    w = c * 2 ** (len(config.depths) - 1)
+    return total + norm_parameters(w) + linear_parameters(w, config.num_classes)
 
 
 def cvt_parameters(config) -> int:
