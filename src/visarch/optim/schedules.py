@@ -9,14 +9,13 @@ handful of batches, stay small) and then falls along a half cosine to zero at up
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 from visarch.functional._checks import check_int
 
 __all__ = ["warmup_cosine"]
 
 
-def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+def warmup_cosine(warmup: int, total: int):
     r"""The factor of the learning rate after ``step`` updates: linear warm-up, then a half cosine to zero.
 
     .. math:: \lambda(s) = \min\!\left(1, \frac{s + 1}{w}\right) \cdot \frac{1 + \cos(\pi \min(s, T) / T)}{2},
