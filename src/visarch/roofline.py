@@ -116,6 +116,12 @@ def unfused_slowdown(traffic: Traffic, *, peak: float, bandwidth: float) -> floa
     return 1.0 + peak / (traffic.intensity * bandwidth)
 
 
+def _median_seconds(fn, min_run_time: float) -> float:
+    """Median seconds of one ``fn()`` over ``blocked_autorange``, with the threads torch uses."""
+    return Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
+        min_run_time=min_run_time).median
+
+
 def measure_bandwidth(*, megabytes: int = 256, min_run_time: float = 0.3) -> float:
     """Bytes per second of ``dst.copy_(src)`` for two float32 buffers of ``megabytes`` each (read + write).
 
@@ -126,9 +132,7 @@ def measure_bandwidth(*, megabytes: int = 256, min_run_time: float = 0.3) -> flo
     check_positive(min_run_time, "min_run_time")
     src = torch.ones(megabytes * 2**20 // 4, dtype=torch.float32)
     dst = torch.zeros_like(src)
-    seconds = Timer("dst.copy_(src)", globals={"dst": dst, "src": src},
-                    num_threads=torch.get_num_threads()).blocked_autorange(min_run_time=min_run_time).median
-    return 2 * src.numel() * src.element_size() / seconds
+    return 2 * src.numel() * src.element_size() / _median_seconds(lambda: dst.copy_(src), min_run_time)
 
 
 def measure_matmul_rate(*, size: int = 1024, min_run_time: float = 0.3) -> float:
@@ -138,6 +142,4 @@ def measure_matmul_rate(*, size: int = 1024, min_run_time: float = 0.3) -> float
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.randn(size, size, generator=gen, dtype=torch.float32) for _ in range(2))
     out = torch.empty(size, size, dtype=torch.float32)
-    seconds = Timer("torch.mm(a, b, out=out)", globals={"torch": torch, "a": a, "b": b, "out": out},
-                    num_threads=torch.get_num_threads()).blocked_autorange(min_run_time=min_run_time).median
-    return 2 * size**3 / seconds
+    return 2 * size**3 / _median_seconds(lambda: torch.mm(a, b, out=out), min_run_time)
