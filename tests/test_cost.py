@@ -12,6 +12,8 @@ What this file proves, each time against torch and never the other way round:
   for a depthwise layer followed by a pointwise layer, as an ``nn.Sequential``;
 * ``model_macs`` of a small network is the sum of its layers' closed forms (elementwise layers
   count nothing), per batch, the same on the meta device as on the CPU;
+* ``layer_costs`` records, for the layers one names, the shapes they see when run by hand, torch's
+  parameter count and the MACs of the closed forms, in the order of the forward pass;
 * the notes' claims hold for the formulas: G times fewer weights and MACs, and the
   separable/standard cost ratio 1/C' + 1/F^2;
 * bad arguments raise the documented exception with a message naming the violated condition.
@@ -36,11 +38,13 @@ from visarch.cost import (
     conv_macs,
     conv_parameters,
     forward_macs,
+    layer_costs,
     model_macs,
     parameter_count,
     separable_conv_macs,
     separable_conv_parameters,
 )
+from visarch.models import create_on_meta
 
 META = torch.device("meta")
 
@@ -272,3 +276,43 @@ def test_model_macs_is_the_closed_form_sum_over_a_network():
 def test_model_macs_rejects_bad_sizes(size):
     with pytest.raises(ValueError, match="input_size must be a tuple of positive ints"):
         model_macs(small_net(), size, device="cpu")
+
+
+def test_layer_costs_reads_each_chosen_layer_of_one_pass():
+    """Shapes against the layers run by hand, parameters against torch's count, MACs against the closed forms
+    of ``conv_macs`` and the linear layer's in * out; batch axis dropped from the shapes, kept in the MACs."""
+    with META:
+        net = small_net()
+    x = torch.empty(1, 3, 16, 16, device=META)
+    by_hand = [(tuple(net[:i](x).shape[1:]), tuple(net[:i + 1](x).shape[1:])) for i in (0, 3, 6)]
+    rows = layer_costs(net, (1, 3, 16, 16), (nn.Conv2d, nn.Linear))
+    assert [r.name for r in rows] == ["0", "3", "6"] and [r.module for r in rows] == [net[0], net[3], net[6]]
+    assert [(r.input_shape, r.output_shape) for r in rows] == by_hand == [((3, 16, 16), (8, 8, 8)),
+                                                                          ((8, 8, 8), (8, 8, 8)), ((128,), (5,))]
+    assert [r.parameters for r in rows] == [torch_parameters(net[i]) for i in (0, 3, 6)]
+    assert [r.macs for r in rows] == [conv_macs(3, 8, 3, (8, 8)), conv_macs(8, 8, 3, (8, 8), groups=4), 128 * 5]
+    pair = layer_costs(net, (2, 3, 16, 16), [net[6], net[0]])  # the order of the pass, not of the list
+    assert [(r.name, r.input_shape, r.macs) for r in pair] == [("0", (3, 16, 16), 2 * rows[0].macs),
+                                                                ("6", (128,), 2 * rows[2].macs)]
+    whole = layer_costs(net, (1, 3, 16, 16), [net])
+    assert [(r.name, r.output_shape, r.macs) for r in whole] == [("", (5,), model_macs(net, (1, 3, 16, 16)))]
+
+
+def test_layer_costs_of_a_shared_layer_and_of_a_whole_network():
+    linear = nn.Linear(3, 3)
+    net = nn.Sequential(linear, nn.ReLU(), linear, nn.Linear(3, 2))
+    (row,) = layer_costs(net, (4, 3), [linear], device="cpu")  # runs twice: the first call's shapes, both MACs
+    assert (row.name, row.input_shape, row.output_shape, row.parameters, row.macs) == ("0", (3,), (3,), 12, 2 * 36)
+    model = create_on_meta("resnet18")
+    layers = layer_costs(model, (1, 3, 224, 224), (nn.Conv2d, nn.Linear))
+    assert sum(r.macs for r in layers) == model_macs(model, (1, 3, 224, 224)) and len(layers) == 21
+
+
+def test_layer_costs_rejects_bad_arguments():
+    net = small_net()
+    with pytest.raises(ValueError, match="modules must be submodules of the model; not in it: Linear"):
+        layer_costs(net, (1, 3, 16, 16), [nn.Linear(2, 2)], device="cpu")
+    with pytest.raises(ValueError, match="input_size must be a tuple of positive ints"):
+        layer_costs(net, (1, 3, 0, 16), nn.Conv2d, device="cpu")
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got function"):
+        layer_costs(lambda x: x, (1, 3), nn.Conv2d)

@@ -9,29 +9,66 @@ import torch
 from torch import nn
 
 from visarch.cost import (
+    _NONLOCAL_MODES,
     attention_parameters,
+    auxiliary_head_parameters,
     basic_block_parameters,
     bottleneck_parameters,
+    c3d_block_parameters,
     clip_parameters,
+    convnext_block_parameters,
+    convnext_parameters,
     cvt_macs,
     cvt_parameters,
     densenet_parameters,
+    efficientnet_parameters,
     encoder_block_parameters,
+    gmacs,
+    googlenet_parameters,
+    inception_parameters,
+    inverted_residual_parameters,
     linear_parameters,
+    mobilenet_v1_parameters,
+    mobilenet_v2_parameters,
     model_macs,
+    nonlocal_block_parameters,
     norm_parameters,
     parameter_count,
+    r2plus1d_block_parameters,
+    r2plus1d_mid_channels,
     resnet_parameters,
     swin_parameters,
+    timesformer_parameters,
+    unet_parameters,
+    unet_res_block_parameters,
+    vatt_parameters,
+    vgg_macs,
+    vgg_parameters,
+    video_net_parameters,
     vit_parameters,
     wide_resnet_parameters,
 )
 from visarch.models import create_on_meta, get_config
+from visarch.models.convnext import ConvNeXt, ConvNeXtBlock, ConvNeXtConfig, modernisation_configs
+from visarch.models.googlenet import INCEPTION_MODULES, AuxiliaryHead, Inception
+from visarch.models.mobilenet import V1_BODY
+from visarch.models.timesformer import SCHEMES
+from visarch.models.vgg import VGG_CONFIGURATIONS
+from visarch.models.video import r2plus1d_mid_channels as model_mid_channels
+from visarch.nn.nonlocal_block import MODES, NonLocalBlock
 
 CLOSED_FORM = {"resnet": resnet_parameters, "wide_resnet50": resnet_parameters, "resnext": resnet_parameters,
                "se_resnet": resnet_parameters, "vit": vit_parameters, "deit": vit_parameters,
                "densenet": densenet_parameters, "cvt": cvt_parameters, "wrn": wide_resnet_parameters,
-               "swin": swin_parameters}
+               "swin": swin_parameters, "convnext": convnext_parameters, "efficientnet": efficientnet_parameters,
+               "mobilenet_v2": mobilenet_v2_parameters, "frames2d": video_net_parameters,
+               "c3d": video_net_parameters, "r2plus1d": video_net_parameters, "vatt": vatt_parameters,
+               # the closed forms of the architectures defined by a table of their model module take the table
+               "vgg": lambda c: vgg_parameters(c, stages=VGG_CONFIGURATIONS[c.configuration]),
+               "googlenet": lambda c: googlenet_parameters(c, modules=INCEPTION_MODULES),
+               "mobilenet_v1": lambda c: mobilenet_v1_parameters(c, body=V1_BODY),
+               "timesformer": lambda c: timesformer_parameters(c, attentions=len(SCHEMES[c.attention])),
+               "unet": lambda c: unet_parameters(c)[-1]}
 
 # name, config overrides -> published count
 PUBLISHED = {
@@ -53,6 +90,19 @@ PUBLISHED = {
     ("wrn_28_10", ()): 36_479_194,
     # Hugging Face transformers' CvtForImageClassification (microsoft/cvt-13); the paper rounds to 20M
     ("cvt_13", ()): 19_997_480,
+    # torchvision's model tables ("num_params" of the weights' meta)
+    ("vgg11", ()): 132_863_336, ("vgg13", ()): 133_047_848, ("vgg16", ()): 138_357_544, ("vgg19", ()): 143_667_240,
+    ("googlenet", ()): 6_624_904,
+    ("convnext_tiny", ()): 28_589_128,
+    ("convnext_tiny", (("depths", (3, 3, 27, 3)),)): 50_223_688,  # ConvNeXt-S
+    ("convnext_tiny", (("depths", (3, 3, 27, 3)), ("widths", (128, 256, 512, 1024)))): 88_591_464,  # -B
+    ("mobilenet_v2", ()): 3_504_872,
+    ("efficientnet_b0", ()): 5_288_548, ("efficientnet_b1", ()): 7_794_184, ("efficientnet_b2", ()): 9_109_994,
+    ("efficientnet_b3", ()): 12_233_232,
+    # torchvision's GoogLeNet built with aux_logits=True (its weights' table counts the network without the heads)
+    ("googlenet_aux", ()): 13_004_888,
+    # the trainable parameters of the authors' Keras MobileNet (alpha = 1, 1000 classes)
+    ("mobilenet_v1", ()): 4_231_976,
 }
 
 
@@ -99,6 +149,67 @@ def random_overrides(name, rng):
                 "init_features": rng.randint(1, 16), "bottleneck": rng.randint(1, 4),
                 "compression": rng.choice([0.5, 0.75, 1.0]), "in_channels": rng.randint(1, 3),
                 "num_classes": rng.randint(1, 10)}
+    if name.startswith("vgg"):
+        return {"configuration": rng.choice(list(VGG_CONFIGURATIONS)), "in_channels": rng.randint(1, 3),
+                "hidden": rng.randint(1, 64), "pooled": rng.randint(1, 3), "num_classes": rng.randint(1, 10)}
+    if name.startswith("googlenet"):
+        return {"in_channels": rng.randint(1, 3), "num_classes": rng.randint(1, 10),
+                "aux_logits": rng.choice([True, False]), "kernel_5x5": rng.choice([1, 3, 5, 7])}
+    if name.startswith("convnext"):
+        stages = rng.randint(1, 4)
+        return {"depths": tuple(rng.randint(1, 2) for _ in range(stages)),
+                "widths": tuple(4 * rng.randint(1, 4) for _ in range(stages)),
+                "hidden_ratio": rng.choice([0.25, 0.5, 1, 4]), "kernel_size": rng.choice([1, 3, 7]),
+                "depthwise": rng.choice([True, False]), "spatial_first": rng.choice([True, False]),
+                "stem": rng.choice(["patchify", "resnet"]), "stem_width": rng.choice([None, 4 * rng.randint(1, 3)]),
+                "act": rng.choice(["gelu", "relu"]), "norm": rng.choice(["layer", "batch"]),
+                "activations": rng.choice(["one", "all"]), "norms": rng.choice(["one", "all"]),
+                "downsample": rng.choice(["separate", "in_block"]), "layer_scale": rng.choice([None, 1e-6]),
+                "in_channels": rng.randint(1, 3), "num_classes": rng.randint(1, 10)}
+    if name.startswith("mobilenet_v1"):
+        return {"alpha": rng.choice([0.25, 0.5, 0.75, 1.0, 1.3]), "min_channels": rng.randint(1, 8),
+                "in_channels": rng.randint(1, 3), "num_classes": rng.randint(1, 10)}
+    if name.startswith("mobilenet_v2"):
+        return {"width_mult": rng.choice([0.35, 0.5, 1.0, 1.4]), "stem_channels": rng.randint(1, 32),
+                "setting": tuple((rng.randint(1, 6), rng.randint(1, 32), rng.randint(1, 3), rng.choice([1, 2]))
+                                 for _ in range(rng.randint(1, 4))),
+                "last_channels": rng.randint(1, 64), "round_to": rng.choice([1, 4, 8]),
+                "in_channels": rng.randint(1, 3), "num_classes": rng.randint(1, 10)}
+    if name.startswith("efficientnet"):
+        widths = [rng.randint(1, 40) for _ in range(rng.randint(2, 5))]
+        return {"width_mult": rng.choice([0.5, 1.0, 1.1, 1.4]), "depth_mult": rng.choice([1.0, 1.2, 1.8]),
+                "stages": tuple((rng.randint(1, 6), rng.choice([1, 3, 5]), rng.choice([1, 2]), c_in, c_out,
+                                 rng.randint(1, 3)) for c_in, c_out in zip(widths, widths[1:], strict=False)),
+                "head_channels": rng.randint(1, 64), "in_channels": rng.randint(1, 3),
+                "num_classes": rng.randint(1, 10)}
+    if name.startswith("timesformer"):
+        heads, patch, grid = rng.randint(1, 3), rng.choice([2, 4]), rng.choice([2, 4])
+        return {"image_size": patch * grid, "patch_size": patch, "frames": rng.choice([2, 4]),
+                "in_channels": rng.randint(1, 3), "dim": heads * rng.randint(1, 4), "heads": heads,
+                "depth": rng.randint(1, 3), "mlp_ratio": rng.randint(1, 4), "num_classes": rng.randint(1, 10),
+                "attention": rng.choice(list(SCHEMES))}
+    if name in ("frames2d_small", "c3d_small", "r2plus1d_small"):  # the video networks
+        block = rng.choice(["c3d", "r2plus1d"])
+        widths = tuple(rng.randint(1, 12) for _ in range(rng.randint(1, 3)))
+        return {"block": block, "widths": widths, "time": rng.choice([3, 5] if block == "r2plus1d" else [1, 3, 5]),
+                "pooled_blocks": rng.randint(0, len(widths)), "in_channels": rng.randint(1, 3),
+                "num_classes": rng.randint(1, 10)}
+    if name.startswith("unet"):
+        groups, levels = rng.choice([1, 2, 4]), rng.randint(1, 3)
+        return {"in_channels": rng.randint(1, 3), "base_channels": groups * rng.randint(1, 3),
+                "channels": tuple(groups * rng.randint(1, 4) for _ in range(levels)),
+                "attention": tuple(rng.choice([True, False]) for _ in range(levels)), "blocks": rng.randint(1, 2),
+                "embed_dim": rng.randint(1, 8), "groups": groups}
+    if name.startswith("vatt"):
+        def tower():
+            heads = rng.randint(1, 2)
+            return (heads * rng.randint(1, 4), rng.randint(1, 2), heads, rng.randint(1, 16))
+
+        return {"frames": rng.randint(1, 6), "image_size": rng.randint(4, 12), "in_channels": rng.randint(1, 3),
+                "video_patch": (rng.randint(1, 3), rng.randint(2, 4), rng.randint(2, 4)),
+                "audio_samples": rng.randint(8, 64), "audio_patch": rng.randint(2, 8),
+                "vocab_size": rng.randint(3, 40), "text_length": rng.randint(1, 8), "video": tower(), "audio": tower(),
+                "text": tower(), "va_dim": rng.randint(1, 16), "vt_dim": rng.randint(1, 16)}
     heads = tuple(rng.randint(1, 3) for _ in range(3))  # CvT
     return {"dims": tuple(h * 4 * rng.randint(1, 4) for h in heads), "heads": heads,
             "depths": tuple(rng.randint(1, 2) for _ in range(3)), "qkv_kernel": rng.choice([1, 3, 5]),
@@ -107,7 +218,8 @@ def random_overrides(name, rng):
 
 
 @pytest.mark.parametrize("name", ["resnet50", "vit", "deit_tiny_distilled", "densenet121", "cvt_small", "wrn_28_10",
-                                  "swin_t"])
+                                  "swin_t", "vgg16", "googlenet", "convnext_tiny", "mobilenet_v1", "mobilenet_v2",
+                                  "efficientnet_b0", "timesformer_small", "c3d_small", "unet", "vatt_tiny"])
 def test_closed_forms_count_the_built_networks_on_random_configs(name):
     rng = random.Random(name)
     for _ in range(25):
@@ -180,3 +292,141 @@ def test_clip_closed_form_counts_both_towers_on_random_configs():
         image, text, total = clip_parameters(get_config("clip_tiny", **overrides))
         assert (image, text, total) == (parameter_count(model.visual), parameter_count(model.text),
                                         parameter_count(model)), overrides
+
+
+def test_vgg_macs_are_the_counted_macs_on_random_configs_and_sizes():
+    rng = random.Random("vgg macs")
+    for _ in range(12):
+        overrides, side = random_overrides("vgg16", rng), rng.choice([32, 48, 64, 100])
+        config = get_config("vgg16", **overrides)
+        macs = vgg_macs(config, side, stages=VGG_CONFIGURATIONS[config.configuration])
+        assert macs == model_macs(create_on_meta("vgg16", **overrides), (1, config.in_channels, side, side)), overrides
+
+
+@pytest.mark.parametrize("name, published", [("resnet50", 4.089), ("convnext_tiny", 4.456), ("vgg16", 15.47)])
+def test_gmacs_are_torchvisions_published_operations(name, published):
+    # torchvision's model tables give "_ops", the GMACs of one 224 x 224 image, to three decimals (two for VGG)
+    assert round(gmacs(create_on_meta(name)), len(str(published).split(".")[1])) == published
+    assert gmacs(create_on_meta(name), 32) * 1e9 == model_macs(create_on_meta(name), (1, 3, 32, 32))
+
+
+def test_the_convnext_walk_is_counted_step_by_step():
+    """Every step from ResNet-50 to ConvNeXt-T, the first torchvision's resnet50, the last its convnext_tiny."""
+    counts = []
+    for _, config in modernisation_configs():
+        with torch.device("meta"):
+            counts.append(parameter_count(ConvNeXt(config)))
+        assert convnext_parameters(config) == counts[-1]
+    assert (counts[0], counts[-1]) == (25_557_032, 28_589_128)
+
+
+def test_convnext_block_closed_form_is_the_blocks_count():
+    rng = random.Random("convnext block")
+    for _ in range(40):
+        overrides = random_overrides("convnext_tiny", rng)
+        config = ConvNeXtConfig(**overrides)
+        c_in, c_out, stride = 4 * rng.randint(1, 3), 4 * rng.randint(1, 3), rng.choice([1, 2])
+        with torch.device("meta"):
+            block = ConvNeXtBlock(c_in, c_out, config=config, stride=stride)
+        assert convnext_block_parameters(c_in, c_out, config=config, stride=stride) == parameter_count(block)
+
+
+def test_googlenet_parts_are_the_counts_of_its_modules():
+    with torch.device("meta"):
+        for widths in INCEPTION_MODULES.values():
+            for kernel in (3, 5):
+                assert inception_parameters(*widths, kernel_5x5=kernel) == \
+                    parameter_count(Inception(*widths, kernel_5x5=kernel))
+        for c in (512, 528):
+            assert auxiliary_head_parameters(c, num_classes=1000) == parameter_count(AuxiliaryHead(c, num_classes=1000))
+
+
+def test_nonlocal_block_closed_form_for_every_mode():
+    assert _NONLOCAL_MODES == MODES  # the closed form's own list of the block's modes
+    for mode in MODES:
+        for dims, batch_norm in ((2, True), (3, True), (2, False), (3, False)):
+            c, ci = 4 + dims, dims + int(batch_norm)
+            block = NonLocalBlock(c, inter_channels=ci, mode=mode, dims=dims, batch_norm=batch_norm)
+            assert nonlocal_block_parameters(c, ci, mode=mode, batch_norm=batch_norm) == parameter_count(block)
+
+
+def test_video_block_closed_forms_are_the_count_of_their_torch_layers():
+    rng = random.Random("video blocks")
+    for _ in range(30):
+        t, d, n, n_out, bn = rng.choice([1, 3, 5]), rng.choice([1, 3]), rng.randint(1, 9), rng.randint(1, 9), \
+            rng.choice([True, False])
+        with torch.device("meta"):
+            c3d = [nn.Conv3d(n, n_out, (t, d, d), bias=not bn)] + ([nn.BatchNorm3d(n_out)] if bn else [])
+        assert c3d_block_parameters(n, n_out, time=t, size=d, batch_norm=bn) == parameter_count(nn.ModuleList(c3d))
+        m = rng.randint(1, 9)
+        with torch.device("meta"):
+            factored = [nn.Conv3d(n, m, (1, d, d), bias=not bn), nn.Conv3d(m, n_out, (t, 1, 1), bias=not bn)]
+            factored += [nn.BatchNorm3d(m), nn.BatchNorm3d(n_out)] if bn else []
+        assert r2plus1d_block_parameters(n, n_out, time=t, size=d, batch_norm=bn, mid=m) == \
+            parameter_count(nn.ModuleList(factored))
+
+
+def test_r2plus1d_mid_channels():
+    """Tran et al. (2018): M = 144 for the 3 x 3 x 3 convolutions from 64 to 64 channels of R(2+1)D-18; and the
+    count equals the models' own on random shapes."""
+    assert r2plus1d_mid_channels(3, 3, 64, 64) == 144
+    rng = random.Random("mid")
+    for _ in range(200):
+        args = rng.randint(1, 7), rng.randint(1, 7), rng.randint(1, 512), rng.randint(1, 512)
+        assert r2plus1d_mid_channels(*args) == model_mid_channels(*args)
+
+
+def test_unet_residual_block_is_the_count_of_its_torch_layers():
+    for c_in, c_out, d in ((4, 4, 3), (4, 8, 5), (64, 128, 256)):
+        with torch.device("meta"):
+            layers = [nn.GroupNorm(2, c_in), nn.Conv2d(c_in, c_out, 3), nn.Linear(d, c_out), nn.GroupNorm(2, c_out),
+                      nn.Conv2d(c_out, c_out, 3)] + ([nn.Conv2d(c_in, c_out, 1)] if c_in != c_out else [])
+        assert unet_res_block_parameters(c_in, c_out, embed_dim=d) == parameter_count(nn.ModuleList(layers))
+
+
+def test_unet_parts_add_up_and_the_total_is_the_networks():
+    descent, middle, ascent, output, total = unet_parameters(get_config("unet"))
+    assert descent + middle + ascent + output == total == parameter_count(create_on_meta("unet"))
+    model = create_on_meta("unet")
+    assert output == parameter_count(model.norm_out) + parameter_count(model.conv_out)
+    assert middle == parameter_count(model.middle)
+
+
+@pytest.mark.parametrize("t, c_in, c_out, k, squeeze", [(1, 32, 16, 3, None), (6, 16, 24, 3, None),
+                                                        (6, 24, 24, 5, 6), (1, 32, 16, 3, 8)])
+def test_inverted_residual_is_the_count_of_its_torch_layers(t, c_in, c_out, k, squeeze):
+    def conv_bn(c, c_next, kernel, groups=1):
+        return [nn.Conv2d(c, c_next, kernel, groups=groups, bias=False), nn.BatchNorm2d(c_next)]
+
+    hidden = t * c_in
+    with torch.device("meta"):
+        layers = (conv_bn(c_in, hidden, 1) if t > 1 else []) + conv_bn(hidden, hidden, k, hidden) \
+            + conv_bn(hidden, c_out, 1)
+        layers += [nn.Conv2d(hidden, squeeze, 1), nn.Conv2d(squeeze, hidden, 1)] if squeeze else []
+    assert inverted_residual_parameters(c_in, c_out, expand_ratio=t, kernel_size=k, squeeze=squeeze) == \
+        parameter_count(nn.ModuleList(layers))
+
+
+def test_timesformer_closed_form_at_the_papers_base_size():
+    overrides = {"image_size": 224, "frames": 8, "patch_size": 16, "dim": 768, "depth": 12, "heads": 12,
+                 "num_classes": 400}
+    for scheme, attentions in SCHEMES.items():
+        config = get_config("timesformer_small", attention=scheme, **overrides)
+        assert timesformer_parameters(config, attentions=len(attentions)) == \
+            parameter_count(create_on_meta("timesformer_small", attention=scheme, **overrides))
+
+
+def test_bad_arguments_of_the_new_closed_forms_are_named():
+    with pytest.raises(ValueError, match="mode must be one of embedded_gaussian, gaussian, dot_product, "
+                                         "concatenation, got 'cosine'"):
+        nonlocal_block_parameters(8, 4, mode="cosine")
+    with pytest.raises(ValueError, match="attentions a must be >= 1, got 0"):
+        timesformer_parameters(get_config("timesformer_small"), attentions=0)
+    with pytest.raises(TypeError, match="temporal kernel size t must be an int, got float"):
+        r2plus1d_mid_channels(3.0, 3, 8, 8)
+    with pytest.raises(ValueError, match="mid channels M must be >= 1, got 0"):
+        r2plus1d_block_parameters(8, 8, mid=0)
+    with pytest.raises(ValueError, match="image_size must be >= 1, got 0"):
+        gmacs(create_on_meta("resnet18"), 0)
+    with pytest.raises(TypeError, match="batch_norm must be a bool, got int"):
+        c3d_block_parameters(4, 4, batch_norm=1)

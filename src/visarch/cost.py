@@ -42,22 +42,40 @@ against ``torch.nn.Conv2d`` and ``torch.utils.flop_counter.FlopCounterMode``.
 ``parameter_count`` and ``model_macs`` are the measured side that the chapters compare such closed
 forms with: ``model_macs`` runs a whole network once under ``FlopCounterMode`` (on the ``meta``
 device, so a 20-GMAC VGG costs nothing) and halves the count, which gives the multiply-accumulates
-that papers call "FLOPs" (ResNet-50's "3.8-4.1 GFLOPs", RegNet's "400MF").  Elementwise work
-(activations, normalization, pooling, the bias additions) is not counted, as in the papers.
+that papers call "FLOPs" (ResNet-50's "3.8-4.1 GFLOPs", RegNet's "400MF"), and ``gmacs`` gives it in
+billions for one image.  Elementwise work (activations, normalization, pooling, the bias additions) is not
+counted, as in the papers.  ``layer_costs`` reads a network's table from the same single pass: the input and
+output shapes, parameters and MACs of the stages or layers one names.
+
+The closed forms of whole networks follow, one per model configuration, built from the forms of their layers
+(linear, norm, attention, encoder block, residual, Inception, inverted residual, video blocks, ...); each takes
+the model's config (any object with the fields of the named config class, so this floor imports no model),
+and where an architecture is defined by a table of the model's module (VGG's columns, GoogLeNet's modules,
+MobileNet's blocks, TimeSformer's attention schemes) the caller passes the table or the number read from it.
+``tests/test_cost_models.py`` checks them against published counts, against torch's own layers and against the
+networks built on the meta device for the registry's configs and for random ones.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from visarch.functional._checks import check_int, pair
 
-__all__ = ["attention_parameters", "basic_block_parameters", "bottleneck_parameters", "clip_parameters", "conv_macs",
-           "conv_parameters", "cvt_macs", "cvt_parameters", "densenet_parameters", "encoder_block_parameters",
-           "forward_macs", "linear_parameters", "model_macs", "norm_parameters", "parameter_count", "resnet_parameters",
-           "separable_conv_macs", "separable_conv_parameters", "swin_parameters", "vit_parameters",
-           "wide_resnet_parameters"]
+__all__ = ["LayerCost", "attention_parameters", "auxiliary_head_parameters", "basic_block_parameters",
+           "bottleneck_parameters", "c3d_block_parameters", "clip_parameters", "conv_macs", "conv_parameters",
+           "convnext_block_parameters", "convnext_parameters", "cvt_macs", "cvt_parameters", "densenet_parameters",
+           "efficientnet_parameters", "encoder_block_parameters", "forward_macs", "gmacs", "googlenet_parameters",
+           "inception_parameters", "inverted_residual_parameters", "layer_costs", "linear_parameters",
+           "mobilenet_v1_parameters", "mobilenet_v2_parameters", "model_macs", "nonlocal_block_parameters",
+           "norm_parameters", "parameter_count", "r2plus1d_block_parameters", "r2plus1d_mid_channels",
+           "resnet_parameters", "separable_conv_macs", "separable_conv_parameters", "swin_parameters",
+           "timesformer_parameters", "unet_parameters", "unet_res_block_parameters", "vatt_parameters", "vgg_macs",
+           "vgg_parameters", "video_net_parameters", "vit_parameters", "wide_resnet_parameters"]
 
 
 def _check_layer(c_in, c_out, groups):
@@ -72,9 +90,9 @@ def _check_layer(c_in, c_out, groups):
     return c_in // groups
 
 
-def _check_bias(bias):
+def _check_bias(bias, name="bias"):
     if not isinstance(bias, bool):
-        raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+        raise TypeError(f"{name} must be a bool, got {type(bias).__name__}")
 
 
 def conv_parameters(c_in, c_out, kernel_size, *, groups=1, bias=True) -> int:
@@ -198,6 +216,97 @@ def forward_macs(fn, *args, **kwargs) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         fn(*args, **kwargs)
     return counter.get_total_flops() // 2
+
+
+def gmacs(model, image_size: int = 224, *, in_channels: int = 3, device: str = "meta") -> float:
+    """Multiply-accumulates of ``model`` on one ``image_size`` x ``image_size`` image, in billions.
+
+    :func:`model_macs` of a batch of one image, divided by :math:`10^9`: the "GFLOPs" of the papers' tables,
+    which count one multiply-add as one operation.  The model must have been built on ``device`` (the meta
+    device by default, see :func:`model_macs`).
+
+    Args:
+        model: the network, taking ``[1, in_channels, image_size, image_size]``.
+        image_size: the side of the square image.
+        in_channels: its channels.
+        device: where the input is made, ``"meta"`` or the model's device.
+    """
+    check_int(image_size, "image_size", low=1)
+    check_int(in_channels, "in_channels", low=1)
+    return model_macs(model, (1, in_channels, image_size, image_size), device=device) / 1e9
+
+
+class LayerCost(NamedTuple):
+    """What one submodule received, returned and cost in a forward pass (see :func:`layer_costs`)."""
+
+    name: str  #: the submodule's qualified name in the model (``""`` for the model itself)
+    module: torch.nn.Module  #: the submodule
+    input_shape: tuple[int, ...]  #: the shape of its first tensor input at its first call, without the batch axis
+    output_shape: tuple[int, ...] | None  #: the same for its (first) output tensor; None if it returned none
+    parameters: int  #: its parameter count (:func:`parameter_count`)
+    macs: int  #: the multiply-accumulates it did, over all its calls, for the whole batch
+
+
+def _first_tensor(value):
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)):
+        return next((v for v in map(_first_tensor, value) if v is not None), None)
+    return None
+
+
+def layer_costs(model, input_size, modules, *, device: str = "meta") -> list[LayerCost]:
+    """The input and output shapes, parameters and multiply-accumulates of chosen submodules, from one forward pass.
+
+    The per-stage or per-layer table of a network (its stages' output shapes, a paper's layer table, the
+    MACs of each kind of layer) is read off one pass of ``model`` on a batch of shape ``input_size``,
+    without autograd and in eval mode.  Shapes come from forward hooks; the MACs from
+    ``torch.utils.flop_counter.FlopCounterMode``'s per-module totals, halved (see :func:`forward_macs`).
+    The records follow the order in which the submodules first ran, so a table reads top to bottom as the
+    network computes.  A submodule that ran more than once keeps the shapes of its first call and the MACs of
+    all of them; one that did not run is left out.
+
+    Args:
+        model: the ``torch.nn.Module``, built on ``device`` (the meta device costs no memory or arithmetic).
+        input_size: the shape of the input batch, e.g. ``(1, 3, 224, 224)``.
+        modules: the submodules to record: an iterable of modules of ``model``, or a type or tuple of types
+            (every submodule of one of those types).
+        device: where the input is made, ``"meta"`` or the model's device.
+
+    Returns:
+        One :class:`LayerCost` per recorded submodule.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(input_size, (tuple, list)) or not all(isinstance(n, int) and n > 0 for n in input_size):
+        raise ValueError(f"input_size must be a tuple of positive ints, got {input_size!r}")
+    names = {m: n for n, m in model.named_modules()}  # a module shared by several parents, under its first name
+    if isinstance(modules, type) or (isinstance(modules, tuple) and modules and all(isinstance(t, type)
+                                                                                   for t in modules)):
+        chosen = [m for m in names if isinstance(m, modules)]
+    else:
+        chosen = list(modules)
+        strangers = [type(m).__name__ for m in chosen if m not in names]
+        if strangers:
+            raise ValueError(f"modules must be submodules of the model; not in it: {', '.join(strangers)}")
+    seen = {}
+
+    def record(module, args, output):  # returns None: the output passes on unchanged
+        if module not in seen:
+            x, y = _first_tensor(args), _first_tensor(output)
+            seen[module] = (tuple(x.shape[1:]) if x is not None else (), None if y is None else tuple(y.shape[1:]))
+
+    handles = [m.register_forward_hook(record) for m in dict.fromkeys(chosen)]
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model.eval()(torch.empty(input_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    flops = {name: sum(counts.values()) for name, counts in counter.get_flop_counts().items()}
+    root = type(model).__name__
+    return [LayerCost(names[m], m, *seen[m], parameter_count(m),
+                      flops.get(f"{root}.{names[m]}" if names[m] else root, 0) // 2) for m in seen]
 
 
 # --- closed forms of whole networks, from their configs ---------------------------------------------------------
@@ -433,3 +542,416 @@ def cvt_macs(config, image_size: int) -> int:
         total += depth * block
         c_in = c
     return total + c_in * config.num_classes
+
+
+def _conv_bn(c_in, c_out, kernel_size, *, groups=1):
+    """A convolution without bias and its batch norm, :math:`C'(C F_h F_w / G + 2)`."""
+    return conv_parameters(c_in, c_out, kernel_size, groups=groups, bias=False) + norm_parameters(c_out)
+
+
+def vgg_parameters(config, *, stages) -> int:
+    r"""Parameters of a VGG (a ``VGGConfig``) whose column of the paper's table 1 is ``stages``.
+
+    Every convolution :math:`C \to C'` with :math:`F \times F` filters has biases, :math:`C'(CF^2 + 1)`;
+    the local response normalisation and the max pools have no parameters; the classifier reads the
+    :math:`C_5 \times p \times p` map left by the adaptive pooling and has three linear layers with biases,
+    :math:`C_5 p^2 \to h \to h \to n`.
+
+    Args:
+        config: the classifier's sizes (``in_channels``, ``hidden``, ``pooled``, ``num_classes``).
+        stages: per stage its layers, each ``(F, C')`` or a marker without parameters (the ``"LRN"`` of
+            A-LRN): ``VGG_CONFIGURATIONS[config.configuration]`` of :mod:`visarch.models.vgg`.
+    """
+    total, channels = 0, config.in_channels
+    for stage in stages:
+        for layer in stage:
+            if isinstance(layer, tuple):
+                kernel, width = layer
+                total += conv_parameters(channels, width, kernel)
+                channels = width
+    return total + linear_parameters(channels * config.pooled**2, config.hidden) \
+        + linear_parameters(config.hidden, config.hidden) + linear_parameters(config.hidden, config.num_classes)
+
+
+def vgg_macs(config, image_size: int, *, stages) -> int:
+    r"""Multiply-accumulates of a VGG (a ``VGGConfig``) on one ``image_size`` x ``image_size`` image.
+
+    Stage s works at side :math:`\lfloor S / 2^{s-1} \rfloor` (each stage ends in a 2 x 2 max pool with
+    stride 2, and "same" padding keeps the side inside it), where a convolution :math:`C \to C'` costs
+    :math:`C' H' W' \cdot C F^2` (:func:`conv_macs`); the classifier costs its weights,
+    :math:`C_5 p^2 h + h^2 + h n`, whatever the image size.
+
+    Args:
+        config: the classifier's sizes.
+        image_size: S, at least :math:`2^{s-1}` for s stages.
+        stages: the column of table 1, as for :func:`vgg_parameters`.
+    """
+    side = check_int(image_size, "image_size", low=1)
+    total, channels = 0, config.in_channels
+    for stage in stages:
+        for layer in stage:
+            if isinstance(layer, tuple):
+                kernel, width = layer
+                total += conv_macs(channels, width, kernel, side)
+                channels = width
+        side //= 2
+    hidden = config.hidden
+    return total + channels * config.pooled**2 * hidden + hidden * hidden + hidden * config.num_classes
+
+
+def inception_parameters(c_in: int, n1: int, r3: int, n3: int, r5: int, n5: int, pool_proj: int, *,
+                         kernel_5x5: int = 5) -> int:
+    r"""An Inception module (the widths of a row of GoogLeNet's table 1), every convolution bias-free with a
+    batch norm, :math:`C'(CF^2 + 2)`:
+
+    .. math:: C(n_1 + r_3 + r_5 + n_p) + 9 r_3 n_3 + F^2 r_5 n_5 + 2(n_1 + r_3 + n_3 + r_5 + n_5 + n_p),
+
+    with :math:`F` the filter of the "5x5" branch (3 in torchvision's layout, 5 in the paper's).
+    """
+    return (_conv_bn(c_in, n1, 1) + _conv_bn(c_in, r3, 1) + _conv_bn(r3, n3, 3) + _conv_bn(c_in, r5, 1)
+            + _conv_bn(r5, n5, kernel_5x5) + _conv_bn(c_in, pool_proj, 1))
+
+
+def auxiliary_head_parameters(c_in: int, *, num_classes: int) -> int:
+    r"""GoogLeNet's auxiliary classifier on C channels: a 1 x 1 convolution to 128 channels with its batch norm,
+    :math:`128(C + 2)`, and the linear layers :math:`2048 \to 1024 \to n` with biases."""
+    return _conv_bn(c_in, 128, 1) + linear_parameters(128 * 16, 1024) + linear_parameters(1024, num_classes)
+
+
+def googlenet_parameters(config, *, modules, aux_taps=("4a", "4d")) -> int:
+    r"""Parameters of GoogLeNet (a ``GoogLeNetConfig``): the stem, the Inception modules, the classifier and,
+    with ``aux_logits``, the auxiliary heads.
+
+    The stem is three bias-free convolutions with batch norms, 7 x 7 to 64, 1 x 1 to 64 and 3 x 3 to 192; each
+    module is :func:`inception_parameters` with the config's "5x5" filter; the classifier is a linear layer
+    with biases on the :math:`n_1 + n_3 + n_5 + n_p` channels of the last module; a head
+    (:func:`auxiliary_head_parameters`) reads the output of each module in ``aux_taps``.
+
+    Args:
+        config: input channels, classes, ``aux_logits`` and ``kernel_5x5``.
+        modules: the paper's table 1, module name -> ``(C, n_1, r_3, n_3, r_5, n_5, n_p)``, in order
+            (``INCEPTION_MODULES`` of :mod:`visarch.models.googlenet`).
+        aux_taps: the modules the auxiliary heads read, 4a and 4d in the paper.
+    """
+    total = _conv_bn(config.in_channels, 64, 7) + _conv_bn(64, 64, 1) + _conv_bn(64, 192, 3)
+    outputs = {}
+    for name, widths in modules.items():
+        total += inception_parameters(*widths, kernel_5x5=config.kernel_5x5)
+        _, n1, _, n3, _, n5, n_p = widths
+        outputs[name] = n1 + n3 + n5 + n_p
+    if config.aux_logits:
+        total += sum(auxiliary_head_parameters(outputs[tap], num_classes=config.num_classes) for tap in aux_taps)
+    return total + linear_parameters(list(outputs.values())[-1], config.num_classes)
+
+
+def convnext_block_parameters(c_in: int, c_out: int, *, config, stride: int = 1) -> int:
+    r"""A ConvNeXt block from C to C' channels, or a step of the modernisation of ResNet's bottleneck towards it.
+
+    Three convolutions around the hidden width :math:`H = \lfloor rC' \rfloor`: the :math:`K \times K` spatial one
+    (first, at C channels, or between the two others, at H; depthwise or dense) and two 1 x 1 ones.  Each has a
+    norm (:math:`2 \times` its outputs) where the config puts one (``norms="all"``, or only after the spatial
+    convolution) and a bias unless a batch norm follows it; the layer scale adds C', and a change of shape a
+    1 x 1 projection (bias without batch norm) with its norm.  ConvNeXt's block (C = C', depthwise 7 x 7 first,
+    one layer norm, the layer scale) holds
+
+    .. math:: (K^2 C + C) + 2C + (4C^2 + 4C) + (4C^2 + C) + C = 8C^2 + (K^2 + 9)\,C.
+
+    Args:
+        c_in: C.
+        c_out: C'.
+        config: a ``ConvNeXtConfig``, the design choices of the step.
+        stride: of the spatial convolution and the projection.
+    """
+    hidden, k, batch = int(c_out * config.hidden_ratio), config.kernel_size, config.norm == "batch"
+    if config.spatial_first:
+        layers = [(c_in, c_in, k), (c_in, hidden, 1), (hidden, c_out, 1)]
+    else:
+        layers = [(c_in, hidden, 1), (hidden, hidden, k), (hidden, c_out, 1)]
+    spatial = 0 if config.spatial_first else 1
+    total = 0
+    for n, (c, c_next, kernel) in enumerate(layers):
+        normed = config.norms == "all" or n == spatial
+        groups = c if n == spatial and config.depthwise else 1
+        total += conv_parameters(c, c_next, kernel, groups=groups, bias=not (normed and batch))
+        total += norm_parameters(c_next) if normed else 0
+    total += c_out if config.layer_scale is not None else 0
+    if (c_in, stride) != (c_out, 1):
+        total += conv_parameters(c_in, c_out, 1, bias=not batch) + norm_parameters(c_out)
+    return total
+
+
+def convnext_parameters(config) -> int:
+    r"""Parameters of a ConvNeXt (a ``ConvNeXtConfig``), or of any step of the walk from ResNet-50 to it.
+
+    The stem is a 4 x 4 "patchify" convolution with bias and a norm, or ResNet's 7 x 7 convolution (bias
+    without batch norm) and its norm; the stages are :func:`convnext_block_parameters`, the first block of a
+    stage striding when the stages are joined in-block; with separate downsampling a norm and a 2 x 2
+    convolution with bias join the stages and a layer norm precedes the classifier, a linear layer.
+    """
+    stem = config.stem_width or config.widths[0]
+    batch, separate = config.norm == "batch", config.downsample == "separate"
+    if config.stem == "patchify":
+        total = conv_parameters(config.in_channels, stem, 4) + norm_parameters(stem)
+    else:
+        total = conv_parameters(config.in_channels, stem, 7, bias=not batch) + norm_parameters(stem)
+    channels = stem
+    for i, (depth, width) in enumerate(zip(config.depths, config.widths, strict=True)):
+        if separate and i:
+            total += norm_parameters(channels) + conv_parameters(channels, width, 2)
+            channels = width
+        for b in range(depth):
+            stride = 2 if not separate and i and not b else 1
+            total += convnext_block_parameters(channels, width, config=config, stride=stride)
+            channels = width
+    return total + (norm_parameters(channels) if separate else 0) + linear_parameters(channels, config.num_classes)
+
+
+_NONLOCAL_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")  # as visarch.nn.nonlocal_block
+
+
+def nonlocal_block_parameters(in_channels: int, inter_channels: int, *, mode: str = "embedded_gaussian",
+                              batch_norm: bool = True) -> int:
+    r"""Parameters of a non-local block from C channels with the bottleneck C'.
+
+    .. math:: k(CC' + C') + C'C + 2C\,[\text{batch norm}] + C\,[\text{bias of } W_z \text{ without it}]
+              + 2C'\,[\text{concatenation}],
+
+    with :math:`k = 3` embeddings :math:`\theta, \phi, g` (1 convolutions with biases, :math:`g` alone for the
+    vanilla Gaussian), :math:`W_z` without bias when batch norm's :math:`\gamma, \beta` follow it, and the
+    concatenation's :math:`w_f`.  Checked against ``NonLocalBlock`` in ``tests/test_cost_models.py``.
+
+    Args:
+        in_channels: C.
+        inter_channels: C'.
+        mode: the pairwise function, one of ``visarch.nn.nonlocal_block.MODES``.
+        batch_norm: whether batch norm follows :math:`W_z`.
+    """
+    c, ci = check_int(in_channels, "in_channels C", low=1), check_int(inter_channels, "inter_channels C'", low=1)
+    if mode not in _NONLOCAL_MODES:
+        raise ValueError(f"mode must be one of {', '.join(_NONLOCAL_MODES)}, got {mode!r}")
+    _check_bias(batch_norm, "batch_norm")
+    embeddings = 1 if mode == "gaussian" else 3
+    return (embeddings * (c * ci + ci) + ci * c + (2 * c if batch_norm else c)
+            + (2 * ci if mode == "concatenation" else 0))
+
+
+def timesformer_parameters(config, *, attentions: int) -> int:
+    r"""Parameters of a TimeSformer (a ``TimeSformerConfig``) whose blocks hold ``attentions`` attentions each.
+
+    .. math:: (Cp^2 D + D) + (N + F) D + L\,\big(a (4D^2 + 6D) + 2rD^2 + (r + 3) D\big) + 2D + DK + K:
+
+    the patch embedding, a learnt embedding per patch position and per frame, L blocks of a attentions each
+    with its LayerNorm (:func:`attention_parameters`) and an MLP :math:`D \to rD \to D` with its LayerNorm, a
+    final LayerNorm and the classifier.  The scheme enters only through a, the length of its entry in
+    ``visarch.models.timesformer.SCHEMES`` (1 for joint and space, 2 for divided and local-global, 3 for
+    axial): the table stays with the model, whose attention layouts give its entries their meaning.
+    """
+    d, a = config.dim, check_int(attentions, "attentions a", low=1)
+    hidden = config.mlp_ratio * d
+    block = a * (norm_parameters(d) + attention_parameters(d)) + norm_parameters(d) \
+        + linear_parameters(d, hidden) + linear_parameters(hidden, d)
+    return (conv_parameters(config.in_channels, d, config.patch_size) + (config.num_patches + config.frames) * d
+            + config.depth * block + norm_parameters(d) + linear_parameters(d, config.num_classes))
+
+
+def r2plus1d_mid_channels(time: int, size: int, c_in: int, c_out: int) -> int:
+    r"""Tran et al.'s :math:`M = \lfloor t d^2 N N' / (d^2 N + t N') \rfloor`, the intermediate channels that give a
+    (2+1)D block, :math:`M(d^2 N + t N')` weights, about the :math:`t d^2 N N'` of the 3D convolution it replaces.
+
+    Args:
+        time: t, the temporal kernel size.
+        size: d, the spatial kernel size.
+        c_in: N.
+        c_out: N'.
+    """
+    t, d = check_int(time, "temporal kernel size t", low=1), check_int(size, "spatial kernel size d", low=1)
+    n, n_out = check_int(c_in, "input channels N", low=1), check_int(c_out, "output channels N'", low=1)
+    return t * d * d * n * n_out // (d * d * n + t * n_out)
+
+
+def c3d_block_parameters(c_in: int, c_out: int, *, time: int = 3, size: int = 3, batch_norm: bool = True) -> int:
+    r"""A C3D block from N to N' channels: a :math:`t \times d \times d` convolution, :math:`t d^2 N N'` weights,
+    with batch norm (:math:`2N'`) or else biases (:math:`N'`)."""
+    _check_bias(batch_norm, "batch_norm")
+    return time * size * size * c_in * c_out + (norm_parameters(c_out) if batch_norm else c_out)
+
+
+def r2plus1d_block_parameters(c_in: int, c_out: int, *, time: int = 3, size: int = 3, batch_norm: bool = True,
+                              mid: int | None = None) -> int:
+    r"""A (2+1)D block from N to N' channels through M: a :math:`1 \times d \times d` convolution to M and a
+    :math:`t \times 1 \times 1` one to N', :math:`M(d^2 N + t N')` weights, each with batch norm or else biases.
+
+    ``mid`` None takes M from :func:`r2plus1d_mid_channels`.
+    """
+    _check_bias(batch_norm, "batch_norm")
+    m = r2plus1d_mid_channels(time, size, c_in, c_out) if mid is None else check_int(mid, "mid channels M", low=1)
+    extra = norm_parameters if batch_norm else int
+    return size * size * c_in * m + extra(m) + time * m * c_out + extra(c_out)
+
+
+def video_net_parameters(config) -> int:
+    r"""Parameters of the small video networks (a ``VideoNetConfig``): per width :math:`N_i` a C3D block
+    (:func:`c3d_block_parameters`) or a (2+1)D block (:func:`r2plus1d_block_parameters`) with batch norm,
+    then a linear classifier on the last :math:`N_i` channels."""
+    total, channels = 0, config.in_channels
+    block = c3d_block_parameters if config.block == "c3d" else r2plus1d_block_parameters
+    for width in config.widths:
+        total += block(channels, width, time=config.time)
+        channels = width
+    return total + linear_parameters(channels, config.num_classes)
+
+
+def unet_res_block_parameters(c_in: int, c_out: int, *, embed_dim: int) -> int:
+    r"""The notes' ResBlock\ :sup:`U` from C to C' channels with a context of d numbers: two GroupNorms
+    (:math:`2C + 2C'`), two 3 x 3 convolutions with biases (:math:`9CC' + C'` and :math:`9C'^2 + C'`), the context
+    map :math:`dC' + C'` and, when :math:`C \ne C'`, a 1 x 1 shortcut :math:`CC' + C'`."""
+    return (norm_parameters(c_in) + conv_parameters(c_in, c_out, 3) + linear_parameters(embed_dim, c_out)
+            + norm_parameters(c_out) + conv_parameters(c_out, c_out, 3)
+            + (conv_parameters(c_in, c_out, 1) if c_in != c_out else 0))
+
+
+def unet_parameters(config) -> tuple[int, int, int, int, int]:
+    r"""Parameters of the notes' U-Net (a ``UNetConfig``): ``(descent, middle, ascent, output, total)``.
+
+    The descent is the first 3 x 3 convolution, then per resolution its residual blocks
+    (:func:`unet_res_block_parameters`), each followed by an attention (:math:`4C^2 + 4C`) where the config asks,
+    and between resolutions a stride-2 3 x 3 convolution :math:`9C^2 + C`; the middle a block, an attention and
+    a block at the lowest resolution; the ascent, per resolution from the lowest, one block more than the
+    descent, each reading the current image concatenated with the matching image of the descent, and between
+    resolutions a transposed 4 x 4 convolution :math:`16C^2 + C`; the output a GroupNorm and a 3 x 3
+    convolution back to the image's channels.
+    """
+    d = config.embed_dim
+
+    def stage(c_in, c_out, attention):
+        return unet_res_block_parameters(c_in, c_out, embed_dim=d) + (attention_parameters(c_out) if attention else 0)
+
+    channels = config.base_channels
+    descent, skips = conv_parameters(config.in_channels, channels, 3), [channels]
+    for level, (out, attention) in enumerate(zip(config.channels, config.attention, strict=True)):
+        for _ in range(config.blocks):
+            descent += stage(channels, out, attention)
+            channels = out
+            skips.append(channels)
+        if level < len(config.channels) - 1:
+            descent += conv_parameters(channels, channels, 3)
+            skips.append(channels)
+    middle = stage(channels, channels, True) + unet_res_block_parameters(channels, channels, embed_dim=d)
+    ascent = 0
+    for level in reversed(range(len(config.channels))):
+        out, attention = config.channels[level], config.attention[level]
+        for b in range(config.blocks + 1):
+            target = out if b < config.blocks else (config.channels[level - 1] if level else out)
+            ascent += stage(channels + skips.pop(), target, attention)
+            channels = target
+        if level:
+            ascent += conv_parameters(channels, channels, 4)  # a transposed convolution holds as many
+    output = norm_parameters(channels) + conv_parameters(channels, config.in_channels, 3)
+    return descent, middle, ascent, output, descent + middle + ascent + output
+
+
+def vatt_parameters(config) -> int:
+    r"""Parameters of VATT (a ``VATTConfig``).
+
+    The tokenizers: a linear map with bias of each :math:`t \times h \times w` voxel patch and a learnt embedding
+    per time step, row and column of the grid; of each waveform segment, with one position per segment; a word
+    table and one position per word.  Per modality an encoder of width d: the aggregation token, pre-norm
+    blocks (:func:`encoder_block_parameters`, :math:`4d^2 + 2dm + 9d + m`) and a final LayerNorm.  The heads
+    are linear layers with biases, each followed by a batch norm: video :math:`\to d_{va} \to d_{va}`, audio
+    :math:`\to d_{va}`, text :math:`\to d_{vt}` and :math:`d_{va} \to d_{vt}`.
+    """
+    (dv, *video), (da, *audio), (dt, *text) = config.video, config.audio, config.text
+
+    def encoder(width, blocks, _heads, mlp):
+        return width + blocks * encoder_block_parameters(width, mlp) + norm_parameters(width)
+
+    def linear_bn(d_in, d_out):
+        return linear_parameters(d_in, d_out) + norm_parameters(d_out)
+
+    t, h, w = config.video_patch
+    tokenizers = (config.in_channels * t * h * w * dv + dv + sum(config.video_grid) * dv
+                  + config.audio_patch * da + da + config.audio_tokens * da
+                  + (config.vocab_size + config.text_length) * dt)
+    heads = (linear_bn(dv, config.va_dim) + linear_bn(config.va_dim, config.va_dim) + linear_bn(da, config.va_dim)
+             + linear_bn(dt, config.vt_dim) + linear_bn(config.va_dim, config.vt_dim))
+    return tokenizers + encoder(dv, *video) + encoder(da, *audio) + encoder(dt, *text) + heads
+
+
+def mobilenet_v1_parameters(config, *, body) -> int:
+    r"""Parameters of MobileNet v1 (a ``MobileNetV1Config``) whose separable blocks are ``body``.
+
+    Every convolution is bias-free with a batch norm: a standard 3 x 3 stem to :math:`c(32)` channels, then per
+    block a 3 x 3 depthwise layer on its C channels, :math:`9C + 2C`, and a pointwise one :math:`C \to C'`,
+    :math:`CC' + 2C'`; a linear classifier.  :math:`c(\cdot)` is the config's width rule (``config.channels``).
+
+    Args:
+        config: the width multiplier, input channels and classes.
+        body: ``(C', stride)`` per block at width 1, ``V1_BODY`` of :mod:`visarch.models.mobilenet`.
+    """
+    width = config.channels(32)
+    total = _conv_bn(config.in_channels, width, 3)
+    for out, _stride in body:
+        out = config.channels(out)
+        total += _conv_bn(width, width, 3, groups=width) + _conv_bn(width, out, 1)
+        width = out
+    return total + linear_parameters(width, config.num_classes)
+
+
+def inverted_residual_parameters(c_in: int, c_out: int, *, expand_ratio: int, kernel_size: int = 3,
+                                 squeeze: int | None = None) -> int:
+    r"""MobileNetV2's inverted residual block from c to c' channels (EfficientNet's MBConv with ``squeeze``).
+
+    A 1 x 1 expansion to :math:`tc` channels (none when :math:`t = 1`), a :math:`k \times k` depthwise layer and a
+    1 x 1 projection to c', each bias-free with a batch norm:
+
+    .. math:: (tc \cdot c + 2tc)\,[t > 1] + (k^2 tc + 2tc) + (tc \cdot c' + 2c'),
+
+    plus, with ``squeeze`` :math:`s`, the squeeze-and-excitation gate's two 1 x 1 convolutions with biases,
+    :math:`2 tc\, s + s + tc`.
+    """
+    hidden = c_in * check_int(expand_ratio, "expand_ratio t", low=1)
+    total = _conv_bn(c_in, hidden, 1) if expand_ratio != 1 else 0
+    total += _conv_bn(hidden, hidden, kernel_size, groups=hidden) + _conv_bn(hidden, c_out, 1)
+    if squeeze is not None:
+        total += conv_parameters(hidden, squeeze, 1) + conv_parameters(squeeze, hidden, 1)
+    return total
+
+
+def mobilenet_v2_parameters(config) -> int:
+    r"""Parameters of MobileNetV2 (a ``MobileNetV2Config``).
+
+    A 3 x 3 stem, the inverted residual blocks of the rows :math:`(t, c, n, s)`
+    (:func:`inverted_residual_parameters`; strides change no count), a 1 x 1 convolution to the last width,
+    1280 rounded as the config rounds every width and widened only by a multiplier above 1, each bias-free
+    with a batch norm, and a linear classifier.
+    """
+    width = config.channels(config.stem_channels)
+    total = _conv_bn(config.in_channels, width, 3)
+    for t, c, n, _s in config.setting:
+        out = config.channels(c)
+        for _ in range(n):
+            total += inverted_residual_parameters(width, out, expand_ratio=t)
+            width = out
+    # the last width: the config's rounding of last_channels times max(1, width multiplier)
+    last = dataclasses.replace(config, width_mult=max(1.0, config.width_mult)).channels(config.last_channels)
+    return total + _conv_bn(width, last, 1) + linear_parameters(last, config.num_classes)
+
+
+def efficientnet_parameters(config) -> int:
+    r"""Parameters of an EfficientNet (an ``EfficientNetConfig``: B0's table 1 with width and depth multipliers).
+
+    A 3 x 3 stem; per row :math:`(t, k, s, C, C', L)`, :math:`\lceil dL \rceil` MBConv blocks at the widths the
+    multiplier gives (:func:`inverted_residual_parameters` with a squeeze of :math:`\max(1, \lfloor c/4
+    \rfloor)` for a block reading c channels); a 1 x 1 head to the scaled 1280 channels, each bias-free with a
+    batch norm; a linear classifier.
+    """
+    rows = [(t, k, config.channels(c_in), config.channels(c_out), config.layers(n))
+            for t, k, _s, c_in, c_out, n in config.stages]
+    total = _conv_bn(config.in_channels, rows[0][2], 3)
+    for t, k, c_in, c_out, n in rows:
+        for i in range(n):
+            width = c_in if i == 0 else c_out
+            total += inverted_residual_parameters(width, c_out, expand_ratio=t, kernel_size=k,
+                                                  squeeze=max(1, width // 4))
+    head = config.channels(config.head_channels)
+    return total + _conv_bn(rows[-1][3], head, 1) + linear_parameters(head, config.num_classes)
