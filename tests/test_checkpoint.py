@@ -12,7 +12,14 @@
 * a missing, foreign (bare state_dict, plain pickle, text, other zip, pickled code), truncated or
   corrupt file, or one for another model, optimizer or scheduler, raises an error naming the path and
   the problem, and changes neither the file nor the objects passed in; pickled code is not run;
-* loading uses ``torch.load(weights_only=True)`` onto the model's device.
+* loading uses ``torch.load(weights_only=True)`` onto the model's device;
+* ``fork_rng`` gives a block seeded private copies of every global generator (the draws of seeding each
+  by hand) or the caller's states, and puts the caller's back afterwards, after an error too;
+* ``save_run`` and ``load_run`` carry a training run across a stop: model, optimizer, scheduler,
+  gradient scaler, order generator, history and the random state of the chosen rank come back as
+  saved; a resuming run with another seed, batch size, number of processes, scaler or fewer epochs,
+  a rank outside the group, a plain checkpoint or a damaged run state is refused before anything
+  changes, and a run state that could not be resumed is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -32,10 +39,20 @@ import pytest
 import torch
 from torch import nn
 
-from visarch.checkpoint import CheckpointNotFoundError, load_checkpoint, save_checkpoint
+from visarch.checkpoint import (
+    CheckpointNotFoundError,
+    capture_rng_state,
+    fork_rng,
+    load_checkpoint,
+    load_run,
+    save_checkpoint,
+    save_run,
+)
 from visarch.data import digits
 
 K = 6  # steps before and after the save
+# loaded once, before any test seeds the generators: importing scikit-learn draws from Python's random
+DIGITS = digits("train")
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +92,7 @@ def seed_all(seed):
 
 def train_steps(model, optimizer, scheduler, steps):
     """Steps whose batches, noise and dropout come from all three global generators."""
-    images, labels = digits("train")
+    images, labels = DIGITS
     model.train()
     for _ in range(steps):
         rows = torch.from_numpy(np.random.choice(len(labels), 32, replace=False))  # noqa: NPY002
@@ -434,3 +451,193 @@ def test_data_parallel_wrapper_is_transparent(tmp_path):
     load_checkpoint(tmp_path / "ckpt.pt", model=wrapped)
     for other in (plain, wrapped.module):
         assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters(), strict=True))
+
+
+# --- the generators of a block: fork_rng ---------------------------------------------------------------
+
+def test_fork_rng_keeps_the_callers_generators():
+    seed_all(5)
+    expected = draws()  # what the caller draws next
+    seed_all(5)
+    with fork_rng(seed=8):
+        inside = draws()
+    assert_identical(draws(), expected, "after a seeded block")
+    seed_all(8)  # the block's draws are those of seeding each generator by hand
+    assert_identical(inside, draws(), "seeded block")
+
+    seed_all(5)
+    with fork_rng():  # no seed: the block continues from the caller's states
+        assert_identical(draws(), expected, "unseeded block")
+        draws()
+    assert_identical(draws(), expected, "after an unseeded block")
+
+    seed_all(5)
+    with pytest.raises(KeyError), fork_rng(seed=1):
+        draws()
+        raise KeyError("the block fails")
+    assert_identical(draws(), expected, "after a failed block")
+
+    with fork_rng(seed=2**32 + 8):  # numpy takes seeds below 2**32: it gets the seed mod 2**32
+        big = np.random.rand(3).tolist()  # noqa: NPY002
+    np.random.seed(8)  # noqa: NPY002
+    assert big == np.random.rand(3).tolist()  # noqa: NPY002
+
+
+@pytest.mark.parametrize("seed, error, match", [(-1, ValueError, "seed must be >= 0, got -1"),
+                                                (1.0, TypeError, "seed must be an int, got float")])
+def test_fork_rng_refuses_bad_seeds(seed, error, match):
+    seed_all(5)
+    expected = draws()
+    seed_all(5)
+    with pytest.raises(error, match=match), fork_rng(seed=seed):
+        pass
+    assert_identical(draws(), expected, "draws")
+
+
+# --- a training run: save_run and load_run -------------------------------------------------------------
+
+HISTORY = {"loss": [0.5, 0.25, 0.125], "metrics": {"test accuracy": [0.25, 0.5, 0.75]}}
+
+
+def rank_states():
+    """Two processes' random states (each a capture_rng_state), and what each process draws next."""
+    states, next_draws = [], []
+    for rank in (0, 1):
+        seed_all(20 + rank)
+        states.append(capture_rng_state())
+        next_draws.append(draws())
+    return states, next_draws
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A run saved after 3 epochs by two processes, with a gradient scaler; what each process draws next,
+    and what the order generator draws next."""
+    model, optimizer, scheduler = build("sgd", seed=0)
+    train_steps(model, optimizer, scheduler, 3)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=7)
+    order = torch.Generator().manual_seed(5)
+    torch.randperm(10, generator=order)
+    states, next_draws = rank_states()
+    path = tmp_path / "run.pt"
+    save_run(path, model=model, optimizer=optimizer, scheduler=scheduler, grad_scaler=scaler, epoch=3,
+             history=HISTORY, rng_states=states, order_generator=order, seed=3, batch_size=32)
+    return path, (model, optimizer, scheduler, scaler), next_draws, torch.randperm(10, generator=order)
+
+
+def fresh_run_objects():
+    model, optimizer, scheduler = build("sgd", seed=9)
+    return model, optimizer, scheduler, torch.amp.GradScaler("cpu"), torch.Generator().manual_seed(0)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_load_run_restores_every_part_of_the_run(run, rank):
+    path, saved, next_draws, next_order = run
+    model, optimizer, scheduler, scaler, order = fresh_run_objects()
+    seed_all(99)  # a new process starts from other states
+    info = load_run(path, model=model, optimizer=optimizer, scheduler=scheduler, grad_scaler=scaler,
+                    order_generator=order, seed=3, batch_size=32, epochs=5, rank=rank, world_size=2)
+    assert_identical(draws(), next_draws[rank], f"draws of rank {rank}")
+    assert info == {"epoch": 3, "history": HISTORY}
+    for name, got, want in zip(("model", "optimizer", "scheduler", "scaler"), (model, optimizer, scheduler, scaler),
+                               saved, strict=True):
+        assert_identical(got.state_dict(), want.state_dict(), name)
+    assert scaler.get_scale() == 1024.0 and scaler.get_growth_interval() == 7
+    assert torch.equal(torch.randperm(10, generator=order), next_order)
+
+
+def test_run_state_without_a_scaler(tmp_path):
+    model, optimizer, _ = build("sgd", seed=0)
+    states, next_draws = rank_states()
+    path = tmp_path / "run.pt"
+    save_run(path, model=model, optimizer=optimizer, epoch=0, history={"loss": [], "metrics": {}},
+             rng_states=states[:1], order_generator=torch.Generator(), seed=0, batch_size=8)
+    fresh, fresh_optimizer, _, scaler, order = fresh_run_objects()
+    with pytest.raises(ValueError, match="is of a run that had no gradient scaler; resume it with the same autocast"):
+        load_run(path, model=fresh, optimizer=fresh_optimizer, grad_scaler=scaler, order_generator=order, seed=0,
+                 batch_size=8)
+    assert load_run(path, model=fresh, optimizer=fresh_optimizer, order_generator=order, seed=0,
+                    batch_size=8) == {"epoch": 0, "history": {"loss": [], "metrics": {}}}
+    assert_identical(draws(), next_draws[0], "draws")
+    assert_identical(fresh.state_dict(), model.state_dict(), "model")
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"seed": 4}, r"written with seed=3 and batch_size=32; resuming needs the same, got seed=4 and batch_size=32"),
+    ({"batch_size": 64}, r"written with seed=3 and batch_size=32; resuming needs the same, got seed=3 and "
+                         r"batch_size=64"),
+    ({"world_size": 1, "rank": 0}, r"written by 2 processes; resume it with as many, not 1"),
+    ({"world_size": 4}, r"written by 2 processes; resume it with as many, not 4"),
+    ({"grad_scaler": None}, r"is of a run that had a gradient scaler \(float16\)"),
+    ({"epochs": 2}, r"holds 3 epochs, more than epochs=2"),
+    ({"rank": 2}, r"rank=2 must be below world_size=2"),
+    ({"plain": True}, r"holds no training run: it was written by save_checkpoint, not by save_run"),
+    ({"damage": "rng"}, r"is corrupt: rng_states\[1\]: the random-generator state does not have the layout"),
+    ({"damage": "order"}, r"is corrupt: the order generator's state is not a CPU generator's"),
+    ({"damage": "history"}, r"is corrupt: history holds 2 epochs' losses, but epoch=3 epochs are done"),
+    ({"damage": "missing"}, r"is incomplete: its run lacks order_generator"),
+])
+def test_load_run_refuses_another_run_before_changing_anything(run, change, match):
+    path, (trained, *_), _, _ = run
+    change = dict(change)
+    if change.pop("plain", False):
+        save_checkpoint(path, model=trained, optimizer=run[1][1], scheduler=run[1][2], epoch=3)
+    damage = change.pop("damage", None)
+    if damage is not None:
+        checkpoint = torch.load(path, weights_only=True)
+        saved = checkpoint["extra"]["run"]
+        if damage == "rng":
+            saved["rng_states"][1]["python"] = (3, (1, 2), None)
+        elif damage == "order":
+            saved["order_generator"] = torch.zeros(3, dtype=torch.uint8)
+        elif damage == "history":
+            saved["history"]["loss"].pop()
+        else:
+            del saved["order_generator"]
+        torch.save(checkpoint, path)
+    data = path.read_bytes()
+    model, optimizer, scheduler, scaler, order = fresh_run_objects()
+    before = snapshot(model, optimizer)
+    order_state, scaler_state = order.get_state(), scaler.state_dict()
+    seed_all(7)
+    expected = draws()
+    seed_all(7)
+    arguments = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "grad_scaler": scaler,
+                 "order_generator": order, "seed": 3, "batch_size": 32, "epochs": 4, "rank": 1, "world_size": 2}
+    with pytest.raises(ValueError, match=match) as error:
+        load_run(path, **{**arguments, **change})
+    if "rank=2" not in match:  # the arguments' own check names no file
+        assert str(path) in str(error.value)
+    assert_identical(draws(), expected, "draws")
+    assert_untouched(path, data, model, before)
+    assert_identical(optimizer.state_dict(), before["optimizer"], "optimizer")
+    assert torch.equal(order.get_state(), order_state) and scaler.state_dict() == scaler_state
+
+
+@pytest.mark.parametrize("change, error, match", [
+    ({"history": {"loss": [0.5, 0.25], "metrics": {}}}, ValueError,
+     r"history holds 2 epochs' losses, but epoch=3 epochs are done"),
+    ({"history": [0.5, 0.25, 0.125]}, TypeError, r"history must be a dict \{\"loss\""),
+    ({"history": {"loss": [1, 2, 3]}}, TypeError, r"history must be a dict"),
+    ({"rng_states": []}, TypeError, r"rng_states must be a non-empty list"),
+    ({"rng_states": "bad"}, TypeError, r"rng_states must be a non-empty list"),
+    ({"bad_rank": 1}, ValueError, r"rng_states\[1\]: the random-generator state does not have the layout"),
+    ({"order_generator": torch.zeros(3)}, TypeError, r"order_generator must be a torch.Generator, got Tensor"),
+    ({"seed": -1}, ValueError, r"seed must be >= 0, got -1"),
+    ({"batch_size": 0}, ValueError, r"batch_size must be >= 1, got 0"),
+    ({"epoch": -1}, ValueError, r"epoch must be >= 0, got -1"),
+    ({"history": {"loss": [0.5, 0.25, np.float64(0.125)], "metrics": {}}}, TypeError,
+     r"extra\['run'\]\['history'\]\['loss'\]\[2\]"),
+])
+def test_save_run_refuses_what_cannot_be_resumed(tmp_path, change, error, match):
+    model, optimizer, scheduler = build("sgd", seed=0)
+    states, _ = rank_states()
+    change = dict(change)
+    if "bad_rank" in change:
+        del change["bad_rank"]
+        change["rng_states"] = [states[0], {**states[1], "numpy": {"kind": "PCG64"}}]
+    arguments = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "epoch": 3, "history": HISTORY,
+                 "rng_states": states, "order_generator": torch.Generator(), "seed": 3, "batch_size": 32}
+    with pytest.raises(error, match=match):
+        save_run(tmp_path / "run.pt", **{**arguments, **change})
+    assert os.listdir(tmp_path) == []

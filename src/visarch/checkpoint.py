@@ -8,6 +8,12 @@ on each GPU, Python's ``random``, numpy's global one).  :func:`save_checkpoint` 
 plus ``extra`` (plain data the caller needs, such as a private ``torch.Generator``'s state), as one
 dict; :func:`load_checkpoint` puts it back.
 
+A training loop needs a little more, and this module owns all of it: :func:`save_run` and
+:func:`load_run` save and resume a whole run (the above, plus a gradient scaler, the generator that
+orders the mini-batches, the random state of every process by rank, the history of the finished
+epochs, and the seed and batch size that a resuming run must share), and :func:`fork_rng` lets a
+loop draw from seeded private copies of every global generator while the caller's are kept.
+
 Two failures are guarded against.
 
 * A crash while saving must not destroy the previous checkpoint: the file is written under a
@@ -41,8 +47,8 @@ from torch import nn
 
 from visarch.functional._checks import check_int
 
-__all__ = ["FORMAT", "VERSION", "CheckpointNotFoundError", "atomic_write", "capture_rng_state", "load_checkpoint",
-           "restore_rng_state", "save_checkpoint"]
+__all__ = ["FORMAT", "VERSION", "CheckpointNotFoundError", "atomic_write", "capture_rng_state", "fork_rng",
+           "load_checkpoint", "load_run", "restore_rng_state", "save_checkpoint", "save_run"]
 
 FORMAT = "visarch.checkpoint"  #: the marker that tells a checkpoint from any other .pt file
 VERSION = 1  #: bumped when the layout of the saved dict changes
@@ -112,6 +118,35 @@ def restore_rng_state(state: dict) -> None:
     numpy_state = state["numpy"]
     np.random.set_state((numpy_state["kind"], numpy_state["key"].cpu().numpy().astype(np.uint32),  # noqa: NPY002
                          numpy_state["pos"], numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+
+@contextlib.contextmanager
+def fork_rng(*, seed: int | None = None):
+    """Run a block on private copies of every global generator; afterwards the caller's states are back.
+
+    :func:`torch.random.fork_rng` for all the generators :func:`~visarch.checkpoint.capture_rng_state`
+    saves (torch's on the CPU and on every CUDA device, Python's ``random``, numpy's global one): their
+    states are captured on entry and restored on exit, however the block ends.  With ``seed``, the block
+    starts from seeded states: ``torch.manual_seed(seed)`` (the CPU and every GPU), ``random.seed(seed)``
+    and ``numpy.random.seed(seed mod 2**32)`` (the range numpy accepts).
+
+    Args:
+        seed: an int >= 0, or ``None`` to let the block continue from the caller's states.
+
+    Example:
+        ``with fork_rng(seed=3): mask = torch.rand(4) < 0.5`` draws the same mask on every call and leaves
+        ``torch.rand`` outside the block where it was.
+    """
+    if seed is not None:
+        check_int(seed, "seed", low=0)
+    state = capture_rng_state()
+    try:
+        if seed is not None:
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)  # noqa: NPY002  (the global generator is the one being forked)
+        yield
+    finally:
+        restore_rng_state(state)
 
 
 # --- saving --------------------------------------------------------------------------------------------
@@ -355,9 +390,24 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, restore_rng=
         ``{"epoch": int, "extra": dict}``, as saved.  Tensors come back on the model's device (pass a
         generator state to ``set_state`` with ``.cpu()``).
     """
+    path = Path(path)
+    checkpoint = _open(path, model, optimizer, scheduler)
+    if restore_rng:
+        try:
+            _check_rng_state(checkpoint["rng"])
+        except ValueError as error:
+            raise ValueError(f"checkpoint {path} is corrupt: {error}") from None
+    _load_states(checkpoint, model, optimizer, scheduler)
+    if restore_rng:
+        restore_rng_state(checkpoint["rng"])
+    return {"epoch": checkpoint["epoch"], "extra": checkpoint["extra"]}
+
+
+def _open(path: Path, model, optimizer, scheduler) -> dict:
+    """The checkpoint at ``path``, read onto the model's device and checked against the objects given
+    (nothing is loaded into them yet)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    path = Path(path)
     model = _unwrap(model)
     checkpoint = _read(path, _device_of(model))
     _check_layout(path, checkpoint)
@@ -367,16 +417,164 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, restore_rng=
         _check_optimizer_groups(path, checkpoint["optimizer"], optimizer)
     if scheduler is not None:
         _check_state(path, checkpoint, "scheduler", scheduler)
-    if restore_rng:
-        try:
-            _check_rng_state(checkpoint["rng"])
-        except ValueError as error:
-            raise ValueError(f"checkpoint {path} is corrupt: {error}") from None
-    model.load_state_dict(checkpoint["model"])
+    return checkpoint
+
+
+def _load_states(checkpoint: dict, model, optimizer, scheduler) -> None:
+    _unwrap(model).load_state_dict(checkpoint["model"])
     if optimizer is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(checkpoint["scheduler"])
-    if restore_rng:
-        restore_rng_state(checkpoint["rng"])
-    return {"epoch": checkpoint["epoch"], "extra": checkpoint["extra"]}
+
+
+# --- a training run ------------------------------------------------------------------------------------
+
+_RUN = "run"  # the key of extra under which save_run keeps what a loop needs beyond save_checkpoint's
+_RUN_KEYS = ("seed", "batch_size", "history", "rng_states", "order_generator", "grad_scaler")
+
+
+def _check_history(history, epoch: int) -> None:
+    """``{"loss": [float], "metrics": {name: [float]}}`` with one loss per finished epoch."""
+    if not (isinstance(history, dict) and set(history) == {"loss", "metrics"}
+            and isinstance(history["loss"], (list, tuple)) and isinstance(history["metrics"], dict)
+            and all(isinstance(name, str) and isinstance(values, (list, tuple))
+                    for name, values in history["metrics"].items())):
+        raise TypeError('history must be a dict {"loss": [float, ...], "metrics": {name: [float, ...]}}, '
+                        f"got {history!r:.80}")
+    if len(history["loss"]) != epoch:
+        raise ValueError(f"history holds {len(history['loss'])} epochs' losses, but epoch={epoch} epochs are done")
+
+
+def _check_rng_states(rng_states) -> None:
+    if not isinstance(rng_states, (list, tuple)) or not rng_states:
+        raise TypeError("rng_states must be a non-empty list, one capture_rng_state() by rank, got "
+                        f"{type(rng_states).__name__}")
+    for rank, state in enumerate(rng_states):
+        try:
+            _check_rng_state(state)
+        except ValueError as error:
+            raise ValueError(f"rng_states[{rank}]: {error}") from None
+
+
+def save_run(path, *, model, optimizer, epoch: int, history: dict, rng_states, order_generator, seed: int,
+             batch_size: int, scheduler=None, grad_scaler=None) -> None:
+    """Write what a training loop needs to resume after ``epoch`` finished epochs, atomically.
+
+    :func:`~visarch.checkpoint.save_checkpoint` of the model, optimizer and scheduler, whose ``extra``
+    holds the rest of the run: the gradient scaler's state, the generator that orders the mini-batches,
+    the random state of every process, the history, and the seed and batch size.  Under several
+    processes one of them writes, after gathering every process's :func:`capture_rng_state` (each
+    process draws its own dropout masks).  Everything is checked before a byte is written.
+
+    Args:
+        path: the file to create or replace; its folder must exist.
+        model: the ``torch.nn.Module`` (unwrapped from ``DistributedDataParallel``).
+        optimizer: the ``torch.optim`` optimizer.
+        epoch: the finished epochs, an int >= 0.
+        history: ``{"loss": [float], "metrics": {name: [float]}}``, one loss per finished epoch.
+        rng_states: by rank, each process's :func:`~visarch.checkpoint.capture_rng_state` (a list of one
+            outside ``torchrun``).
+        order_generator: the ``torch.Generator`` that shuffles the examples.
+        seed: the run's seed, an int >= 0; a resumed run must give the same.
+        batch_size: the run's (global) mini-batch, an int >= 1; a resumed run must give the same.
+        scheduler: the learning-rate scheduler, or ``None``.
+        grad_scaler: the ``torch.amp.GradScaler`` of float16 training, or ``None``.
+    """
+    check_int(epoch, "epoch", low=0)
+    check_int(seed, "seed", low=0)
+    check_int(batch_size, "batch_size", low=1)
+    _check_history(history, epoch)
+    _check_rng_states(rng_states)
+    if not isinstance(order_generator, torch.Generator):
+        raise TypeError(f"order_generator must be a torch.Generator, got {type(order_generator).__name__}")
+    run = {"seed": seed, "batch_size": batch_size,
+           "history": {"loss": list(history["loss"]),
+                       "metrics": {name: list(values) for name, values in history["metrics"].items()}},
+           "rng_states": list(rng_states), "order_generator": order_generator.get_state(),
+           "grad_scaler": None if grad_scaler is None else grad_scaler.state_dict()}
+    save_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch, extra={_RUN: run})
+
+
+def _check_run(path: Path, checkpoint: dict) -> dict:
+    """The run state :func:`save_run` put in ``extra``, checked for layout (a ValueError naming ``path``)."""
+    run = checkpoint["extra"].get(_RUN)
+    if not isinstance(run, dict):
+        raise ValueError(f"checkpoint {path} holds no training run: it was written by save_checkpoint, "
+                         "not by save_run")
+    missing = [key for key in _RUN_KEYS if key not in run]
+    if missing:
+        raise ValueError(f"checkpoint {path} is incomplete: its run lacks {_listed(missing)}")
+    try:
+        _check_history(run["history"], checkpoint["epoch"])
+        _check_rng_states(run["rng_states"])
+        state = run["order_generator"]
+        if not (isinstance(state, torch.Tensor) and state.dtype == torch.uint8
+                and state.shape == torch.Generator().get_state().shape):
+            raise ValueError("the order generator's state is not a CPU generator's")
+        if not isinstance(run["grad_scaler"], (dict, type(None))):
+            raise ValueError("the gradient scaler's state is not a dict")
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint {path} is corrupt: {error}") from None
+    return run
+
+
+def load_run(path, *, model, optimizer, order_generator, seed: int, batch_size: int, scheduler=None,
+             grad_scaler=None, epochs: int | None = None, rank: int = 0, world_size: int = 1) -> dict:
+    """Resume a run that :func:`~visarch.checkpoint.save_run` saved: load its state into the objects given.
+
+    First everything is checked, so that after an error nothing has changed: the file (as
+    :func:`~visarch.checkpoint.load_checkpoint` checks it), and that the resuming run is the saved one
+    continued: the same ``seed``, ``batch_size`` and number of processes, a gradient scaler exactly when
+    the saved run had one, and no more epochs done than ``epochs``.  Then the model, optimizer,
+    scheduler, gradient scaler and order generator get their saved states, and the global generators
+    (:func:`~visarch.checkpoint.restore_rng_state`) those that process ``rank`` saved: call it inside
+    :func:`~visarch.checkpoint.fork_rng` to keep the caller's.
+
+    Args:
+        path: the checkpoint file.
+        model: the ``torch.nn.Module`` to load the weights into.
+        optimizer: the optimizer, of the saved one's type.
+        order_generator: the ``torch.Generator`` that shuffles the examples.
+        seed: the resuming run's seed; it must be the saved one.
+        batch_size: the resuming run's (global) mini-batch; it must be the saved one.
+        scheduler: the learning-rate scheduler, of the saved one's type, or ``None``.
+        grad_scaler: the ``torch.amp.GradScaler``, given exactly when the saved run had one.
+        epochs: the epochs the resuming run is to reach, at least those saved; or ``None``.
+        rank: this process's rank, whose random state is restored.
+        world_size: the number of processes, which must be the saved run's.
+
+    Returns:
+        ``{"epoch": int, "history": {"loss": [float], "metrics": {name: [float]}}}``: the finished epochs
+        and their history.
+    """
+    check_int(seed, "seed", low=0)
+    check_int(batch_size, "batch_size", low=1)
+    check_int(world_size, "world_size", low=1)
+    check_int(rank, "rank", low=0)
+    if rank >= world_size:
+        raise ValueError(f"rank={rank} must be below world_size={world_size}")
+    if epochs is not None:
+        check_int(epochs, "epochs", low=1)
+    if not isinstance(order_generator, torch.Generator):
+        raise TypeError(f"order_generator must be a torch.Generator, got {type(order_generator).__name__}")
+    path = Path(path)
+    checkpoint = _open(path, model, optimizer, scheduler)
+    run, done = _check_run(path, checkpoint), checkpoint["epoch"]
+    if (run["seed"], run["batch_size"]) != (seed, batch_size):
+        raise ValueError(f"checkpoint {path} was written with seed={run['seed']} and batch_size={run['batch_size']}; "
+                         f"resuming needs the same, got seed={seed} and batch_size={batch_size}")
+    if len(run["rng_states"]) != world_size:
+        raise ValueError(f"checkpoint {path} was written by {len(run['rng_states'])} processes; resume it "
+                         f"with as many, not {world_size}")
+    if (run["grad_scaler"] is None) != (grad_scaler is None):
+        had = "had no gradient scaler" if run["grad_scaler"] is None else "had a gradient scaler (float16)"
+        raise ValueError(f"checkpoint {path} is of a run that {had}; resume it with the same autocast dtype")
+    if epochs is not None and done > epochs:
+        raise ValueError(f"checkpoint {path} holds {done} epochs, more than epochs={epochs}")
+    _load_states(checkpoint, model, optimizer, scheduler)
+    order_generator.set_state(run["order_generator"].cpu())  # loaded onto the model's device
+    if grad_scaler is not None:
+        grad_scaler.load_state_dict(run["grad_scaler"])
+    restore_rng_state(run["rng_states"][rank])
+    return {"epoch": done, "history": run["history"]}
