@@ -6,7 +6,11 @@
   float tolerance: splitting a batch in two halves and averaging the halves' gradients is the
   full batch's gradient; and process r saw rows r, r + 2, ... of each of that loop's batches;
 * under the same two processes, a run checkpointed after one epoch and resumed by a fresh model and
-  optimizer ends bit for bit where the uninterrupted run ends, dropout (a stream per process) included;
+  optimizer ends bit for bit where the uninterrupted run ends (parameters and losses), dropout (a stream
+  per process) included;
+* the command line under ``torchrun -m visarch.train`` (two processes, a MobileNetV2 with dropout and
+  batch norm on a tiny CIFAR-10 archive): 3 epochs in one run, and 1 epoch, a stop and 2 resumed epochs,
+  end with the same metrics, parameters and optimizer state, bit for bit;
 * a batch size that two processes cannot share raises an error naming both numbers;
 * outside ``torchrun`` the helpers of ``visarch.distributed`` answer as a group of one.
 """
@@ -20,6 +24,7 @@ import sys
 
 import pytest
 import torch
+from cifar10_archive import write_archive
 from torch import nn
 
 from visarch import distributed
@@ -77,12 +82,13 @@ assert distributed.world_size() == 2 and distributed.rank() == rank
 torch.save(model.state_dict(), f"{{out}}/params{{rank}}.pt")
 
 straight = mlp(0.5)
-train(straight, 2)
+straight_history = train(straight, 2)
 path = f"{{out}}/checkpoint.pt"
 train(mlp(0.5), 1, checkpoint=path)
 resumed = mlp(0.5)
 resumed_history = train(resumed, 2, checkpoint=path, resume=True)
 same = all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+same = same and resumed_history.loss == straight_history.loss
 
 try:
     train(mlp(), 1, batch_size=63)
@@ -119,16 +125,21 @@ def single_process_reference():
     return model.state_dict(), losses, batches
 
 
+def torchrun(*arguments):
+    """Run ``torchrun --nproc_per_node=2 --standalone ARGUMENTS`` (gloo on the CPU, one thread a process)."""
+    env = {name: value for name, value in os.environ.items() if name not in distributed.TORCHRUN_VARIABLES}
+    env["OMP_NUM_THREADS"] = "1"  # two processes on two cores: one thread each
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
+                    *map(str, arguments)], env=env, timeout=120, check=True)
+
+
 @pytest.fixture(scope="module")
 def torchrun_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("torchrun")
     script = out / "train_two.py"
     script.write_text(SCRIPT)
     torch.save(training_data(), out / "data.pt")
-    env = {name: value for name, value in os.environ.items() if name not in distributed.TORCHRUN_VARIABLES}
-    env["OMP_NUM_THREADS"] = "1"  # two processes on two cores: one thread each
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-                    str(script), str(out)], env=env, timeout=120, check=True)
+    torchrun(script, out)
     return out, [json.loads((out / f"result{rank}.json").read_text()) for rank in (0, 1)]
 
 
@@ -157,6 +168,28 @@ def test_each_process_takes_every_second_row_of_the_global_batch(torchrun_result
 def test_resume_under_two_processes_is_exact(torchrun_results):
     _, results = torchrun_results
     assert all(r["resumed_exactly"] and r["resumed_loss_len"] == 2 for r in results)
+
+
+def test_command_line_resume_under_two_processes_is_exact(tmp_path):
+    write_archive(tmp_path)  # 20 training images: 2 steps an epoch of 5 images on each process
+    run = ["-m", "visarch.train", "--model", "mobilenet_v2", "--data", "cifar10", "--data-root", tmp_path,
+           "--batch-size", "10", "--lr", "0.05", "--device", "cpu"]
+    torchrun(*run, "--epochs", "3", "--out", tmp_path / "straight")
+    torchrun(*run, "--epochs", "1", "--out", tmp_path / "resumed")
+    torchrun(*run, "--epochs", "3", "--out", tmp_path / "resumed", "--resume")
+
+    def metrics(folder):  # without the times
+        rows = [json.loads(line) for line in (tmp_path / folder / "metrics.jsonl").read_text().splitlines()]
+        return [{key: value for key, value in row.items() if key != "seconds"} for row in rows]
+
+    assert metrics("resumed") == metrics("straight") and len(metrics("straight")) == 3
+    straight, resumed = (torch.load(tmp_path / folder / "checkpoint.pt", weights_only=True)
+                         for folder in ("straight", "resumed"))
+    assert straight["model"].keys() == resumed["model"].keys()
+    for name, value in straight["model"].items():
+        assert torch.equal(resumed["model"][name], value), name
+    for index, state in straight["optimizer"]["state"].items():
+        assert torch.equal(resumed["optimizer"]["state"][index]["momentum_buffer"], state["momentum_buffer"])
 
 
 def test_batch_size_must_split_over_the_processes(torchrun_results):

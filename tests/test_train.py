@@ -6,19 +6,28 @@
 * ``make_optimizer`` replaces the default SGD: an optimizer built from the same parameters gives
   the same losses as the default path with the same hyperparameters;
 * ``accuracy`` is 1 for a model that outputs the one-hot label and 0 for one that never does;
-* ``fit`` records what ``evaluate`` returns each epoch, draws the same dropout masks under the same
-  seed without disturbing the caller's random state, steps a scheduler once per optimizer step,
-  and refuses tensors of different lengths.
+* ``fit`` records what ``evaluate`` returns each epoch, draws the same dropout masks and the same noise
+  from torch's, Python's and numpy's global generators under the same seed without disturbing the
+  caller's random state, steps a scheduler once per optimizer step, and refuses tensors of different
+  lengths and negative seeds;
+* ``training_curve`` (the command line's figure) draws the history's loss on a log scale and its test
+  accuracy from 0 to 1, with the epochs numbered from 1, and refuses a history without accuracies;
+* every name the pages import from ``visarch.train`` is there.
 """
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import visarch.train
 from visarch.data import digits
 from visarch.train import History, accuracy, fit, train_classifier
+from visarch.train.curve import training_curve
 
 
 def linear_model(seed):
@@ -103,22 +112,42 @@ def test_fit_records_metrics_each_epoch():
     assert history.metrics["test accuracy"][-1] == accuracy(model, *test) > 0.8
 
 
+def noisy_dropout_loss(model, images, labels):
+    """Cross-entropy of noisy images: noise from each global generator (torch's, Python's, numpy's)."""
+    noise = 0.05 * torch.randn_like(images) + random.gauss(0, 0.05) + float(np.random.normal(0, 0.05))  # noqa: NPY002
+    return nn.functional.cross_entropy(model(images + noise), labels)
+
+
 def dropout_run(seed):
-    """Losses of a model with dropout, built from a fixed initialisation without touching the
-    caller's random state, so that only ``seed`` can change the masks."""
+    """Losses of a model with dropout and noisy inputs, built from a fixed initialisation without touching
+    the caller's random state, so that only ``seed`` can change the masks and the noise."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(64, 10))
     images, labels = digits("train")
-    return train_classifier(model, images[:256], labels[:256], epochs=2, batch_size=32, lr=0.1, seed=seed).loss
+    return fit(model, noisy_dropout_loss, (images[:256], labels[:256]), epochs=2, batch_size=32, seed=seed,
+               optimizer=torch.optim.SGD(model.parameters(), lr=0.1)).loss
 
 
-def test_dropout_is_seeded_and_the_callers_random_state_is_kept():
+def caller_state():
+    return torch.random.get_rng_state(), random.getstate(), np.random.get_state()  # noqa: NPY002
+
+
+def assert_same_caller_state(a, b):
+    assert torch.equal(a[0], b[0]) and a[1] == b[1]
+    assert a[2][0] == b[2][0] and np.array_equal(a[2][1], b[2][1]) and a[2][2:] == b[2][2:]
+
+
+def test_dropout_and_noise_are_seeded_and_the_callers_random_state_is_kept():
     torch.manual_seed(123)
-    state = torch.random.get_rng_state()
+    random.seed(123)
+    np.random.seed(123)  # noqa: NPY002
+    state = caller_state()
     first = dropout_run(1)
-    assert torch.equal(state, torch.random.get_rng_state())  # training drew from a private copy
+    assert_same_caller_state(state, caller_state())  # training drew from private copies
     torch.manual_seed(456)  # another caller state changes nothing either
+    random.seed(456)
+    np.random.seed(456)  # noqa: NPY002
     assert dropout_run(1) == first and dropout_run(2) != first
 
 
@@ -141,3 +170,34 @@ def test_fit_refuses_bad_tensors(tensors, error, match):
     with pytest.raises(error, match=match):
         fit(model, lambda m, *batch: 0, tensors, epochs=1, batch_size=1,
             optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_fit_refuses_a_negative_seed():
+    model = linear_model(0)
+    with pytest.raises(ValueError, match=r"seed must be >= 0, got -1"):
+        fit(model, lambda m, *batch: 0, (torch.zeros(4),), epochs=1, batch_size=1, seed=-1,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_training_curve_draws_loss_and_accuracy_by_epoch():
+    history = History(loss=[2.0, 1.0, 0.5], metrics={"test_accuracy": [0.25, 0.5, 0.75], "seconds": [1, 1, 1]})
+    fig = training_curve(history, title="a run")
+    loss_ax, accuracy_ax = fig.axes
+    for ax, values in ((loss_ax, history.loss), (accuracy_ax, history.metrics["test_accuracy"])):
+        (line,) = ax.lines
+        assert list(line.get_ydata()) == values and line.get_marker() == "o"
+        fig.canvas.draw()  # tick labels are made when the figure is drawn
+        labels = {t.get_position()[0]: t.get_text() for t in ax.get_xticklabels()}
+        assert all(labels[x] == str(int(x) + 1) for x in (0.0, 1.0, 2.0)), labels  # epoch 1 is drawn at 0
+        assert ax.get_xlabel() == "epoch"
+    assert loss_ax.get_yscale() == "log" and accuracy_ax.get_yscale() == "linear"
+    assert accuracy_ax.get_ylim() == (0, 1) and fig.texts[0].get_text() == "a run"
+    with pytest.raises(ValueError, match=r"history.metrics must hold 'test_accuracy', got \['seconds'\]"):
+        training_curve(History(loss=[1.0], metrics={"seconds": [1.0]}))
+    with pytest.raises(ValueError, match=r"history holds no epoch to draw"):
+        training_curve(History(metrics={"test_accuracy": []}))
+
+
+def test_the_names_pages_import_are_in_visarch_train():
+    names = {"History", "accuracy", "default_device", "fit", "main", "train_classifier"}
+    assert names <= set(visarch.train.__all__) and all(callable(getattr(visarch.train, n)) for n in names)
