@@ -19,132 +19,22 @@ What this file proves, each time against a source independent of the code under 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from unittest import mock
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import example, given, settings
+from conv_cases import TOL, conv_cases, make_tensors, nd_cases, with_edge_cases, zeros
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from visarch.functional import conv as conv_module
 from visarch.functional import conv1d, conv2d, conv2d_loop, conv3d, conv_matrix, conv_nd, conv_output_size
 
-# float64 sums of at most C/G * F_h * F_w = 75 products: only rounding differs from torch.
-TOL = {"rtol": 1e-10, "atol": 1e-12}
 CONV_FNS = [pytest.param(conv2d, id="conv2d"), pytest.param(conv2d_loop, id="conv2d_loop")]
-
-
-# --------------------------------------------------------------------------- configurations
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvCase:
-    """One convolution: shapes, hyper-parameters and the seed of its random tensors.
-
-    ``n=None`` means an unbatched ``[C, H, W]`` input.  ``stride`` and ``padding`` are kept
-    in the form passed to the functions (an int or a pair).
-    """
-
-    n: int | None
-    c_in: int
-    c_out: int
-    groups: int
-    h: int
-    w: int
-    fh: int
-    fw: int
-    stride: int | tuple[int, int] = 1
-    padding: int | tuple[int, int] = 0
-    bias: bool = True
-    seed: int = 0
-
-    @property
-    def kwargs(self):
-        return {"stride": self.stride, "padding": self.padding, "groups": self.groups}
-
-    @property
-    def input_shape(self):
-        chw = (self.c_in, self.h, self.w)
-        return chw if self.n is None else (self.n, *chw)
-
-    @property
-    def weight_shape(self):
-        return (self.c_out, self.c_in // self.groups, self.fh, self.fw)
-
-
-def int_or_pair(draw, a, b):
-    """Pass ``(a, b)`` as the int ``a`` half of the time when both are equal."""
-    return a if a == b and draw(st.booleans()) else (a, b)
-
-
-@st.composite
-def conv_cases(draw, unbatched=False):
-    """Random configurations, small enough for the loop version."""
-    groups = draw(st.integers(1, 3))
-    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    return ConvCase(
-        n=None if unbatched else draw(st.integers(1, 2)),
-        c_in=groups * draw(st.integers(1, 3)),
-        c_out=groups * draw(st.integers(1, 3)),
-        groups=groups,
-        h=h,
-        w=w,
-        fh=draw(st.integers(1, min(5, h + 2 * ph))),
-        fw=draw(st.integers(1, min(5, w + 2 * pw))),
-        stride=int_or_pair(draw, sh, sw),
-        padding=int_or_pair(draw, ph, pw),
-        bias=draw(st.booleans()),
-        seed=draw(st.integers(0, 2**32 - 1)),
-    )
-
-
-def make_tensors(case, requires_grad=False):
-    """Random float64 input, weight and bias (or None) of ``case``, from its seed."""
-    gen = torch.Generator().manual_seed(case.seed)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=requires_grad)
-
-    x, weight = randn(*case.input_shape), randn(*case.weight_shape)
-    bias = randn(case.c_out) if case.bias else None
-    return x, weight, bias, gen
-
-
-# Hand-picked edge cases, run as explicit examples before the random ones.
-EDGE_CASES = [
-    # 1x1 image, 1x1 filter, no padding; batch 1
-    ConvCase(n=1, c_in=1, c_out=1, groups=1, h=1, w=1, fh=1, fw=1),
-    # 1x1 image with padding: every tap but the centre reads a zero; no bias
-    ConvCase(n=2, c_in=2, c_out=3, groups=1, h=1, w=1, fh=3, fw=3, stride=2, padding=1, bias=False),
-    # 1x1 image, unequal padding, filter exactly the padded size (5 x 3)
-    ConvCase(n=1, c_in=1, c_out=2, groups=1, h=1, w=1, fh=5, fw=3, padding=(2, 1)),
-    # filter as large as the padded input (H' = W' = 1), non-square
-    ConvCase(n=2, c_in=2, c_out=2, groups=1, h=3, w=5, fh=5, fw=5, padding=(1, 0)),
-    # stride larger than the filter: some input pixels are never read
-    ConvCase(n=1, c_in=1, c_out=2, groups=1, h=7, w=6, fh=2, fw=1, stride=(3, 4), bias=False),
-    # non-square everything: H != W, F_h != F_w, S_h != S_w, P_h != P_w
-    ConvCase(n=2, c_in=2, c_out=3, groups=1, h=5, w=7, fh=3, fw=2, stride=(1, 2), padding=(2, 1)),
-    # groups > 1
-    ConvCase(n=2, c_in=4, c_out=6, groups=2, h=6, w=5, fh=3, fw=3, stride=2, padding=1),
-    # depthwise (G = C = C'), and depthwise with channel multiplier 2
-    ConvCase(n=1, c_in=3, c_out=3, groups=3, h=5, w=5, fh=3, fw=3, padding=1, bias=False),
-    ConvCase(n=2, c_in=3, c_out=6, groups=3, h=4, w=6, fh=2, fw=3, stride=(2, 1)),
-    # unbatched [C, H, W] input, with and without bias
-    ConvCase(n=None, c_in=2, c_out=4, groups=2, h=5, w=4, fh=3, fw=2, stride=(2, 1), padding=(1, 0)),
-    ConvCase(n=None, c_in=1, c_out=1, groups=1, h=1, w=1, fh=1, fw=1, bias=False),
-]
-
-
-def with_edge_cases(test):
-    """Decorate a ``@given(case=...)`` test with every edge case as an explicit example."""
-    for case in reversed(EDGE_CASES):
-        test = example(case=case)(test)
-    return test
 
 
 # --------------------------------------------------------------------------- conv2d
@@ -183,29 +73,6 @@ def test_both_patch_layouts_match_torch(case, min_columns):
 
 
 # --------------------------------------------------------------------------- conv1d, conv3d
-
-
-@st.composite
-def nd_cases(draw, dims, max_size):
-    """A random convolution with ``dims`` spatial axes: (input, weight, bias, kwargs), float64."""
-    groups = draw(st.integers(1, 3))
-    sizes = [draw(st.integers(1, max_size)) for _ in range(dims)]
-    padding = [draw(st.integers(0, 2)) for _ in range(dims)]
-    kernel = [draw(st.integers(1, min(4, z + 2 * p))) for z, p in zip(sizes, padding, strict=True)]
-    stride = [draw(st.integers(1, 3)) for _ in range(dims)]
-    n, c_in, c_out = draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
-
-    x = randn(*([] if draw(st.booleans()) and n == 1 else [n]), c_in, *sizes)  # sometimes unbatched
-    bias = randn(c_out) if draw(st.booleans()) else None
-    as_int = draw(st.booleans())
-    kwargs = {"stride": stride[0] if as_int and len(set(stride)) == 1 else tuple(stride),
-              "padding": padding[0] if as_int and len(set(padding)) == 1 else tuple(padding),
-              "groups": groups}
-    return x, randn(c_out, c_in // groups, *kernel), bias, kwargs
 
 
 ND = [pytest.param(conv1d, F.conv1d, 1, 9, id="conv1d"), pytest.param(conv3d, F.conv3d, 3, 5, id="conv3d")]
@@ -305,11 +172,10 @@ def torch_conv_of_vector(case, weight):
     return lambda v: F.conv2d(v.view(case.input_shape), weight, **case.kwargs).reshape(-1)
 
 
-@with_edge_cases
+@functools.partial(with_edge_cases, unbatched=True)
 @settings(max_examples=150)
 @given(case=conv_cases(unbatched=True))
 def test_conv_matrix_times_vec_is_conv(case):
-    case = dataclasses.replace(case, n=None)  # the edge cases include batched ones
     x, weight, bias, _ = make_tensors(case)
     expected = F.conv2d(x, weight, bias, **case.kwargs)  # [C', H', W']
 
@@ -369,10 +235,6 @@ def test_conv_matrix_gradcheck():
 
 
 # --------------------------------------------------------------------------- bad arguments
-
-
-def zeros(*shape, dtype=torch.float64):
-    return torch.zeros(shape, dtype=dtype)
 
 
 # A valid call, which each case below breaks in one way: x [2, 4, 5, 6], W [6, 2, 3, 3], G = 2.

@@ -23,139 +23,24 @@ What this file proves, each time against a source independent of the code under 
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import example, given, settings
+from conv_cases import TOL, TRANS_EDGE_CASES, conv_cases, make_tensors, trans_cases, with_edge_cases, zeros
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from visarch.functional import conv_matrix
 from visarch.functional.transposed import conv_transpose2d, conv_transpose_output_size, dilate_and_pad, flip_weight
 
-# float64 sums of at most C/G * F_h * F_w = 75 products: only rounding differs from torch.
-TOL = {"rtol": 1e-10, "atol": 1e-12}
-
-
-def int_or_pair(draw, a, b):
-    """Pass ``(a, b)`` as the int ``a`` half of the time when both are equal."""
-    return a if a == b and draw(st.booleans()) else (a, b)
-
-
-def out_size(size, f, s, p, o):
-    """Lemma 1.3 with output padding; the tests only use it to discard invalid draws."""
-    return (size - 1) * s + f - 2 * p + o
-
-
-# --------------------------------------------------------------------------- configurations
-
-
-@dataclasses.dataclass(frozen=True)
-class TransCase:
-    """One transposed convolution; ``n=None`` means an unbatched ``[C, H, W]`` input.
-
-    ``c_in`` is the number of input channels C, ``c_out`` the number of output channels C'.
-    """
-
-    n: int | None
-    c_in: int
-    c_out: int
-    groups: int
-    h: int
-    w: int
-    fh: int
-    fw: int
-    stride: int | tuple[int, int] = 1
-    padding: int | tuple[int, int] = 0
-    output_padding: int | tuple[int, int] = 0
-    bias: bool = True
-    seed: int = 0
-
-    @property
-    def kwargs(self):
-        return {"stride": self.stride, "padding": self.padding, "output_padding": self.output_padding,
-                "groups": self.groups}
-
-    @property
-    def input_shape(self):
-        chw = (self.c_in, self.h, self.w)
-        return chw if self.n is None else (self.n, *chw)
-
-    @property
-    def weight_shape(self):
-        return (self.c_in, self.c_out // self.groups, self.fh, self.fw)  # torch's layout [C, C'/G, F_h, F_w]
-
-
-@st.composite
-def trans_cases(draw):
-    groups = draw(st.integers(1, 3))
-    h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
-    fh, fw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    oh, ow = draw(st.integers(0, sh - 1)), draw(st.integers(0, sw - 1))
-    # P up to F + 1 covers the notes' range P <= F - 1 and torch's cropping beyond it
-    ph, pw = draw(st.integers(0, fh + 1)), draw(st.integers(0, fw + 1))
-    if out_size(h, fh, sh, ph, oh) < 1 or out_size(w, fw, sw, pw, ow) < 1:
-        ph, pw = 0, 0  # torch refuses an empty output; keep the draw, without padding
-    return TransCase(
-        n=draw(st.sampled_from([None, 1, 2])),
-        c_in=groups * draw(st.integers(1, 3)),
-        c_out=groups * draw(st.integers(1, 3)),
-        groups=groups,
-        h=h, w=w, fh=fh, fw=fw,
-        stride=int_or_pair(draw, sh, sw),
-        padding=int_or_pair(draw, ph, pw),
-        output_padding=int_or_pair(draw, oh, ow),
-        bias=draw(st.booleans()),
-        seed=draw(st.integers(0, 2**32 - 1)),
-    )
-
-
-EDGE_CASES = [
-    # 1x1 everything, batch 1
-    TransCase(n=1, c_in=1, c_out=1, groups=1, h=1, w=1, fh=1, fw=1),
-    # the notes' picture: 3x3 input, F=3, S=2, P=1 -> 5x5
-    TransCase(n=1, c_in=1, c_out=1, groups=1, h=3, w=3, fh=3, fw=3, stride=2, padding=1),
-    # the U-Net upsampling F=4, S=2, P=1 (doubles the size), grouped
-    TransCase(n=2, c_in=4, c_out=4, groups=2, h=4, w=4, fh=4, fw=4, stride=2, padding=1),
-    # P > F - 1: torch crops; F=1, S=2, P=1
-    TransCase(n=2, c_in=2, c_out=3, groups=1, h=3, w=4, fh=1, fw=1, stride=2, padding=1, bias=False),
-    # output padding, non-square everything
-    TransCase(n=2, c_in=3, c_out=2, groups=1, h=3, w=5, fh=2, fw=3, stride=(3, 2), padding=(1, 0),
-              output_padding=(2, 1)),
-    # depthwise (G = C = C')
-    TransCase(n=1, c_in=3, c_out=3, groups=3, h=4, w=3, fh=3, fw=2, stride=2, output_padding=1),
-    # unbatched [C, H, W] input, with and without bias
-    TransCase(n=None, c_in=2, c_out=4, groups=2, h=3, w=2, fh=3, fw=2, stride=(2, 1), padding=(1, 0)),
-    TransCase(n=None, c_in=1, c_out=1, groups=1, h=1, w=1, fh=2, fw=2, stride=2, bias=False),
-]
-
-
-def make_tensors(case, requires_grad=False):
-    """Random float64 input, weight and bias (or None) of ``case``, from its seed."""
-    gen = torch.Generator().manual_seed(case.seed)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=requires_grad)
-
-    x, weight = randn(*case.input_shape), randn(*case.weight_shape)
-    bias = randn(case.c_out) if case.bias else None
-    return x, weight, bias, gen
-
-
-def with_edge_cases(test):
-    for case in reversed(EDGE_CASES):
-        test = example(case=case)(test)
-    return test
-
-
 # --------------------------------------------------------------------------- against torch
 
 
 @pytest.mark.parametrize("method", ["subpixel", "zero_insertion"])
-@with_edge_cases
+@functools.partial(with_edge_cases, cases=TRANS_EDGE_CASES)
 @settings(max_examples=250)
 @given(case=trans_cases())
 def test_conv_transpose2d_matches_torch(method, case):
@@ -247,57 +132,10 @@ def test_conv_transpose_output_size_raises(args, exc, match):
 # --------------------------------------------------------------------------- Fact 1.4
 
 
-@dataclasses.dataclass(frozen=True)
-class ConvCase:
-    """A convolution x [C, H, W] -> [C', H', W'] with weight [C', C/G, F_h, F_w] (notes: the implicit one)."""
-
-    c_in: int
-    c_out: int
-    groups: int
-    h: int
-    w: int
-    fh: int
-    fw: int
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    seed: int
-
-    @property
-    def conv_kwargs(self):
-        return {"stride": self.stride, "padding": self.padding, "groups": self.groups}
-
-    @property
-    def output_padding(self):
-        """The output_padding that makes the transposed convolution return H x W (0 <= it < S)."""
-        return tuple((size + 2 * p - f) % s for size, f, s, p in
-                     zip((self.h, self.w), (self.fh, self.fw), self.stride, self.padding, strict=True))
-
-
-@st.composite
-def conv_cases(draw):
-    groups = draw(st.integers(1, 3))
-    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    return ConvCase(
-        c_in=groups * draw(st.integers(1, 3)),
-        c_out=groups * draw(st.integers(1, 3)),
-        groups=groups,
-        h=h, w=w,
-        fh=draw(st.integers(1, min(5, h + 2 * ph))),
-        fw=draw(st.integers(1, min(5, w + 2 * pw))),
-        stride=(draw(st.integers(1, 4)), draw(st.integers(1, 4))),
-        padding=(ph, pw),
-        seed=draw(st.integers(0, 2**32 - 1)),
-    )
-
-
 def conv_tensors(case):
-    """x [C, H, W], weight [C', C/G, F_h, F_w], and y with the shape of conv2d(x, weight)."""
-    gen = torch.Generator().manual_seed(case.seed)
-    x = torch.randn(case.c_in, case.h, case.w, generator=gen, dtype=torch.float64)
-    weight = torch.randn(case.c_out, case.c_in // case.groups, case.fh, case.fw, generator=gen,
-                         dtype=torch.float64)
-    y = torch.randn(F.conv2d(x, weight, **case.conv_kwargs).shape, generator=gen, dtype=torch.float64)
+    """x [C, H, W], weight [C', C/G, F_h, F_w] of an unbatched case, and y with the shape of conv2d(x, weight)."""
+    x, weight, _, gen = make_tensors(case)
+    y = torch.randn(F.conv2d(x, weight, **case.kwargs).shape, generator=gen, dtype=torch.float64)
     return x, weight, y
 
 
@@ -307,41 +145,40 @@ def transpose_of(case, y, weight):
                             output_padding=case.output_padding, groups=case.groups)
 
 
+@functools.partial(with_edge_cases, unbatched=True)
 @settings(max_examples=150)
-@given(case=conv_cases())
+@given(case=conv_cases(unbatched=True))
 def test_transpose_of_conv_matrix(case):
     """Fact 1.4: V^T vec(y), reshaped, is the transposed convolution of y."""
     _, weight, y = conv_tensors(case)
-    v = conv_matrix(weight, (case.c_in, case.h, case.w), **case.conv_kwargs)  # [C'H'W', CHW]
+    v = conv_matrix(weight, (case.c_in, case.h, case.w), **case.kwargs)  # [C'H'W', CHW]
     expected = (v.T @ y.reshape(-1)).view(case.c_in, case.h, case.w)
     assert_close(transpose_of(case, y, weight), expected, **TOL)
 
 
+@functools.partial(with_edge_cases, unbatched=True)
 @settings(max_examples=150)
-@given(case=conv_cases())
+@given(case=conv_cases(unbatched=True))
 def test_adjoint_identity(case):
     """<conv2d(x), y> = <x, conv_transpose2d(y)> with torch's conv2d on the left."""
     x, weight, y = conv_tensors(case)
-    left = (F.conv2d(x, weight, **case.conv_kwargs) * y).sum()
+    left = (F.conv2d(x, weight, **case.kwargs) * y).sum()
     right = (x * transpose_of(case, y, weight)).sum()
     assert_close(right, left, **TOL)
 
 
+@functools.partial(with_edge_cases, unbatched=True)
 @settings(max_examples=150)
-@given(case=conv_cases())
+@given(case=conv_cases(unbatched=True))
 def test_transpose_is_gradient_of_conv2d(case):
     """torch's autograd of (conv2d(x, w) * y).sum() with respect to x is conv_transpose2d(y, w)."""
     x, weight, y = conv_tensors(case)
     x.requires_grad_(True)
-    (grad,) = torch.autograd.grad((F.conv2d(x, weight, **case.conv_kwargs) * y).sum(), x)
+    (grad,) = torch.autograd.grad((F.conv2d(x, weight, **case.kwargs) * y).sum(), x)
     assert_close(transpose_of(case, y, weight), grad, **TOL)
 
 
 # --------------------------------------------------------------------------- bad arguments
-
-
-def zeros(*shape, dtype=torch.float64):
-    return torch.zeros(shape, dtype=dtype)
 
 
 # A valid call, which each case below breaks in one way: x [2, 4, 3, 3], W [4, 3, 3, 3], G = 2, C' = 6.
