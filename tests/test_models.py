@@ -9,9 +9,9 @@ For every name in ``visarch.models.list_models()``:
 * the parameter count is exact against an independent number: a published count (torchvision's
   ResNet-50: 25,557,032; ViT-B/16, L/16 and H/14: 86,567,656, 304,326,632 and 632,045,800; the
   counts of the CNN families, from torchvision's model table or the authors' releases; CvT-13 and
-  CLIP ViT-B/32 as released) or a
-  closed form derived here from the architecture, never the model's own count.  The closed forms
-  are themselves checked against the published counts.
+  CLIP ViT-B/32 as released) or the closed form of ``visarch.cost`` derived from the architecture,
+  never the model's own count.  The closed forms are themselves checked against the published counts
+  and against hand-built torch layers in ``tests/test_cost_models.py``.
 
 The count is taken at the registered configuration, built on the ``meta`` device (no memory);
 the behavioural checks run on the registered configuration too, on small images, except for the
@@ -32,79 +32,18 @@ import copy
 import pytest
 import torch
 
-from visarch.cost import cvt_parameters, resnet_parameters, vit_parameters
+from visarch.cost import (
+    cvt_parameters,
+    resnet_parameters,
+    timesformer_parameters,
+    unet_parameters,
+    vatt_parameters,
+    video_net_parameters,
+    vit_parameters,
+)
 from visarch.models import create, create_on_meta, get_config, list_models
+from visarch.models.timesformer import SCHEMES
 from visarch.tolerance import reduction_tolerance
-
-
-def video_net_count(widths, block, time=3, size=3, in_channels=1, classes=4):
-    """The small video networks: per block a bias-free t x d x d convolution and BN, or for (2+1)D a 1 x d x d
-    convolution to M = floor(t d^2 N N' / (d^2 N + t N')) channels, BN, a t x 1 x 1 convolution, BN; a classifier."""
-    total, c_in = 0, in_channels
-    for n in widths:
-        if block == "r2plus1d":
-            m = time * size**2 * c_in * n // (size**2 * c_in + time * n)
-            total += size**2 * c_in * m + 2 * m + time * m * n + 2 * n
-        else:
-            total += time * size**2 * c_in * n + 2 * n
-        c_in = n
-    return total + c_in * classes + classes
-
-
-def timesformer_count(*, channels=3, patch=8, dim=64, patches=16, frames=2, depth=2, attentions=2, ratio=4,
-                      classes=10):
-    """A divided space-time TimeSformer: patch embedding, learnt space and time embeddings; per block, each
-    attention is a LayerNorm and four D x D maps with biases, the MLP a LayerNorm and D -> rD -> D; a final
-    LayerNorm and the classifier on the mean token."""
-    attention = 4 * dim * dim + 4 * dim + 2 * dim
-    mlp = 2 * ratio * dim * dim + ratio * dim + dim + 2 * dim
-    return (channels * patch * patch * dim + dim + (patches + frames) * dim
-            + depth * (attentions * attention + mlp) + 2 * dim + dim * classes + classes)
-
-
-def notes_unet_count(d=256):
-    """The notes' U-Net (appendix B.2), summed line by line from their listing."""
-    def res(c_in, c_out):  # GN, 3x3 conv, context linear, GN, 3x3 conv, 1x1 shortcut if C != C'
-        shortcut = c_in * c_out + c_out if c_in != c_out else 0
-        return 2 * c_in + 9 * c_in * c_out + c_out + d * c_out + c_out + 2 * c_out + 9 * c_out**2 + c_out + shortcut
-
-    def attn(c):  # AttnOriginal with D = C: query, key, value and output maps, each with a bias
-        return 4 * c * c + 4 * c
-
-    def conv3(c_in, c_out):
-        return 9 * c_in * c_out + c_out
-
-    def tconv(c):  # F = 4
-        return 16 * c * c + c
-
-    descend = (conv3(3, 64) + 2 * res(64, 64) + conv3(64, 64) + res(64, 128) + res(128, 128) + conv3(128, 128)
-               + res(128, 256) + res(256, 256) + 2 * attn(256) + conv3(256, 256)
-               + res(256, 1024) + res(1024, 1024) + 2 * attn(1024))
-    middle = 2 * res(1024, 1024) + attn(1024)  # y13
-    ascend = (2 * (res(2048, 1024) + attn(1024)) + res(1280, 256) + attn(256) + tconv(256)  # y12, y11, y10
-              + 2 * (res(512, 256) + attn(256)) + res(384, 128) + attn(128) + tconv(128)  # y9, y8, y7
-              + 2 * res(256, 128) + res(192, 64) + tconv(64)  # y6, y5, y4
-              + 3 * res(128, 64))  # y3, y2, y1
-    return descend + middle + ascend + 2 * 64 + conv3(64, 3)  # final GroupNorm and convolution
-
-
-def vatt_count(*, channels=1, patch=(2, 4, 4), grid=(3, 3, 3), audio_patch=16, audio_tokens=25, vocab=34, length=12,
-               widths=(32, 32, 32), blocks=2, mlp=64, va=32, vt=16):
-    """VATT: a voxel projection with bias and one learnt embedding per time step, row and column; a waveform
-    projection with bias and one position per segment; a word table and one position per word; per modality an
-    aggregation token, pre-norm ViT blocks (4d^2 + 2dm + 9d + m) and a final LayerNorm; the heads, each linear
-    layer with bias and followed by a batch norm: video -> va -> va, audio -> va, text -> vt, va -> vt."""
-    dv, da, dt = widths
-
-    def encoder(d):
-        return d + blocks * (4 * d * d + 2 * d * mlp + 9 * d + mlp) + 2 * d
-
-    voxels = channels * patch[0] * patch[1] * patch[2]
-    tokenizers = ((voxels * dv + dv + sum(grid) * dv) + (audio_patch * da + da + audio_tokens * da)
-                  + (vocab + length) * dt)
-    heads = (dv * va + 3 * va) + (va * va + 3 * va) + (da * va + 3 * va) + (dt * vt + 3 * vt) + (va * vt + 3 * vt)
-    return tokenizers + encoder(dv) + encoder(da) + encoder(dt) + heads
-
 
 # Parameters that by design never reach the output, and the test checks they are exactly the dead ones: CvT's head
 # reads the class token alone, and in the last block the class token skips the depthwise query convolution (it is
@@ -160,9 +99,9 @@ EXPECTED = {  # name -> (input shapes or input makers, output shape, parameter c
     "densenet121": (((2, 3, 32, 32),), (2, 1000), 7_978_856, {}),  # published (torchvision densenet121)
     "convnext_tiny": (((2, 3, 32, 32),), (2, 1000), 28_589_128, {}),  # published (torchvision convnext_tiny)
     # the video chapter's small networks on [B, 1, T, H, W] clips of moving digits (closed forms)
-    "frames2d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_count((14, 28, 55), "c3d", time=1), {}),
-    "c3d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_count((8, 16, 32), "c3d"), {}),
-    "r2plus1d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_count((8, 16, 32), "r2plus1d"), {}),
+    "frames2d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_parameters(get_config("frames2d_small")), {}),
+    "c3d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_parameters(get_config("c3d_small")), {}),
+    "r2plus1d_small": (((2, 1, 5, 12, 12),), (2, 4), video_net_parameters(get_config("r2plus1d_small")), {}),
     # published (the DeiT release; checked against the ViT closed form below)
     "deit_tiny": (((2, 3, 32, 32),), (2, 1000), 5_717_416, small_vit(16)),
     "deit_small": (((2, 3, 32, 32),), (2, 1000), 22_050_664, small_vit(16)),
@@ -177,10 +116,14 @@ EXPECTED = {  # name -> (input shapes or input makers, output shape, parameter c
     "clip_vit_b_32": (((2, 3, 64, 64), clip_tokens(512)), (2, 2), 151_277_313,
                       {"vision_layers": 2, "text_layers": 2, "image_size": 64, "vocab_size": 512}),
     "clip_tiny": (((2, 1, 8, 8), clip_tokens(34)), (2, 2), 55_233, {}),
-    "timesformer_small": (((2, 3, 2, 32, 32),), (2, 10), timesformer_count(), {}),  # clip [B, C, F, H, W]
-    "unet": (((2, 3, 32, 32), (2, 256)), (2, 3, 32, 32), notes_unet_count(), {}),  # image and context u
+    "timesformer_small": (((2, 3, 2, 32, 32),), (2, 10),  # clip [B, C, F, H, W]
+                          timesformer_parameters(get_config("timesformer_small"), attentions=len(SCHEMES["divided"])),
+                          {}),
+    # image and context u; the notes' U-Net (closed form)
+    "unet": (((2, 3, 32, 32), (2, 256)), (2, 3, 32, 32), unet_parameters(get_config("unet"))[-1], {}),
     # VATT: a clip, its waveform and a caption -> the video-audio and video-text similarity matrices (closed form)
-    "vatt_tiny": (((2, 1, 5, 12, 12), (2, 400), clip_tokens(34)), (2, 2, 2), vatt_count(), {}),
+    "vatt_tiny": (((2, 1, 5, 12, 12), (2, 400), clip_tokens(34)), (2, 2, 2), vatt_parameters(get_config("vatt_tiny")),
+                  {}),
     "vit": (((2, 3, 32, 32),), (2, 10), vit_parameters(get_config("vit")), {}),  # closed form
     "vit_b_16": (((2, 3, 32, 32),), (2, 1000), 86_567_656, small_vit(16)),  # published (ViT paper, torchvision)
     "vit_l_16": (((2, 3, 32, 32),), (2, 1000), 304_326_632, small_vit(16)),
