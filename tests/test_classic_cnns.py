@@ -2,8 +2,8 @@
 and published parameter counts, and clear errors for bad configurations and too-small images.
 
 Expected numbers come from the papers (LeCun et al. 1998's layer sizes; Simonyan and Zisserman 2015's
-tables 1 and 2), from torchvision's published counts, or from the per-layer formulas
-C'(C F^2 + 1) (convolution with bias) and m(n + 1) (linear layer), never from the models themselves.
+tables 1 and 2), from torchvision's published counts, or from ``visarch.cost``'s closed forms of the layers
+(convolution, linear layer) and of VGG, applied to the papers' tables, never from the models themselves.
 """
 
 from __future__ import annotations
@@ -12,16 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from visarch.cost import parameter_count
+from visarch.cost import conv_parameters as conv
+from visarch.cost import linear_parameters as linear
+from visarch.cost import parameter_count, vgg_parameters
 from visarch.models import create, get_config
-
-
-def conv(c_in, c_out, f):
-    return c_out * (c_in * f * f + 1)
-
-
-def linear(n, m):
-    return m * (n + 1)
 
 
 def shapes_after(model_features, x, kinds):
@@ -140,13 +134,11 @@ def column_of(model):
 
 
 def vgg_count(column):
-    """Closed form from the transcribed table: 3x3 or 1x1 convolutions with bias, then FC-4096, FC-4096, FC-1000."""
-    total, channels = 0, 3
-    for word in TABLE_1[column].split():
-        if word.startswith("conv"):
-            f, width = int(word[4]), int(word.split("-")[1])
-            total, channels = total + conv(channels, width, f), width
-    return total + linear(512 * 7 * 7, 4096) + linear(4096, 4096) + linear(4096, 1000)
+    """``visarch.cost.vgg_parameters`` on the transcribed column: its stages split at the max pools, each
+    "convF-C'" as (F, C')."""
+    stages = [[(int(w[4]), int(w.split("-")[1])) if w.startswith("conv") else w for w in stage.split()]
+              for stage in TABLE_1[column].split(" M")[:-1]]
+    return vgg_parameters(get_config("vgg16", configuration=column), stages=stages)
 
 
 @pytest.mark.parametrize("column", sorted(TABLE_1))

@@ -2,7 +2,8 @@
 
 Expected numbers: the widths and output sizes of Szegedy et al. (2015), table 1; torchvision's published
 GoogLeNet counts (6,624,904 and 13,004,888); the block shapes of Szegedy et al. (2017), figures 7 and 16-19;
-and per-layer closed forms (a bias-free convolution with batch norm has C' (C F_h F_w + 2) parameters).
+``visarch.cost.googlenet_parameters`` applied to the transcribed table; and the counts of hand-built torch
+layers (a bias-free convolution with its batch norm) summed over the blocks' figures.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from visarch.cost import parameter_count
-from visarch.models import create
+from visarch.cost import googlenet_parameters, parameter_count
+from visarch.models import create, get_config
 from visarch.models.googlenet import googlenet_loss
 from visarch.models.inception_resnet import (
     InceptionResNetA,
@@ -35,18 +36,20 @@ OUTPUT_SIZE = {"3a": (256, 28), "3b": (480, 28), "4a": (512, 14), "4b": (512, 14
 
 
 def conv_bn(c_in, c_out, fh, fw=None):
-    return c_out * (c_in * fh * (fh if fw is None else fw) + 2)
+    """torch's count of a bias-free F_h x F_w convolution and its batch norm."""
+    with torch.device("meta"):
+        return parameter_count(nn.Sequential(nn.Conv2d(c_in, c_out, (fh, fw or fh), bias=False), nn.BatchNorm2d(c_out)))
+
+
+def linear_conv(c_in, c_out):
+    """torch's count of the blocks' final 1 x 1 convolution with bias (the figures' "Linear")."""
+    with torch.device("meta"):
+        return parameter_count(nn.Conv2d(c_in, c_out, 1))
 
 
 def googlenet_count(kernel_5x5, aux):
-    total = conv_bn(3, 64, 7) + conv_bn(64, 64, 1) + conv_bn(64, 192, 3)
-    for c, n1, r3, n3, r5, n5, p in TABLE_1.values():
-        total += (conv_bn(c, n1, 1) + conv_bn(c, r3, 1) + conv_bn(r3, n3, 3) + conv_bn(c, r5, 1)
-                  + conv_bn(r5, n5, kernel_5x5) + conv_bn(c, p, 1))
-    total += 1024 * 1000 + 1000
-    if aux:  # on 4a (512 channels) and 4d (528): 1x1 conv to 128 + BN, fc 2048 -> 1024, fc 1024 -> 1000
-        total += sum(conv_bn(c, 128, 1) + 2048 * 1024 + 1024 + 1024 * 1000 + 1000 for c in (512, 528))
-    return total
+    name = "googlenet_aux" if aux else "googlenet"
+    return googlenet_parameters(get_config(name, kernel_5x5=kernel_5x5), modules=TABLE_1)
 
 
 def test_googlenet_counts():
@@ -102,9 +105,9 @@ def test_auxiliary_heads_train_only():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: create("googlenet", kernel_5x5=4), r"kernel_5x5 must be a positive odd int"),
+    (lambda: create("googlenet", kernel_5x5=4), r"kernel_5x5 must be odd"),
     (lambda: create("googlenet", dropout=1.5), r"dropout probability must be in \[0, 1\)"),
-    (lambda: create("googlenet", num_classes=0), r"num_classes must be a positive int"),
+    (lambda: create("googlenet", num_classes=0), r"num_classes must be >= 1"),
     (lambda: create("googlenet")(torch.zeros(1, 3, 31, 31)), r"input 31x31 is smaller than 32x32"),
     (lambda: create("googlenet")(torch.zeros(1, 1, 64, 64)), r"input must be \[B, 3, H, W\]"),
 ])
@@ -129,11 +132,11 @@ def test_inception_resnet_block_shapes(block, shape_in, shape_out):
 
 def test_inception_resnet_block_counts():
     a = (conv_bn(384, 32, 1) + conv_bn(384, 32, 1) + conv_bn(32, 32, 3) + conv_bn(384, 32, 1) + conv_bn(32, 48, 3)
-         + conv_bn(48, 64, 3) + 128 * 384 + 384)
+         + conv_bn(48, 64, 3) + linear_conv(128, 384))
     b = conv_bn(1152, 192, 1) + conv_bn(1152, 128, 1) + conv_bn(128, 160, 1, 7) + conv_bn(160, 192, 7, 1) \
-        + 384 * 1152 + 1152
+        + linear_conv(384, 1152)
     c = conv_bn(2144, 192, 1) + conv_bn(2144, 192, 1) + conv_bn(192, 224, 1, 3) + conv_bn(224, 256, 3, 1) \
-        + 448 * 2144 + 2144
+        + linear_conv(448, 2144)
     red_a = conv_bn(384, 384, 3) + conv_bn(384, 256, 1) + conv_bn(256, 256, 3) + conv_bn(256, 384, 3)
     red_b = 3 * conv_bn(1152, 256, 1) + conv_bn(256, 384, 3) + conv_bn(256, 288, 3) + conv_bn(256, 288, 3) \
         + conv_bn(288, 320, 3)

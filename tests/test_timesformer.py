@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from visarch.cost import parameter_count
+from visarch.cost import parameter_count, timesformer_parameters
 from visarch.models.timesformer import (
     SpaceTimeAttention,
     TimeSformer,
@@ -17,10 +17,7 @@ from visarch.models.timesformer import (
 
 
 def closed_form_params(c, attentions):
-    d, n, f, r, k = c.dim, (c.image_size // c.patch_size) ** 2, c.frames, c.mlp_ratio, c.num_classes
-    embed = c.in_channels * c.patch_size ** 2 * d + d + (n + f) * d
-    block = attentions * (2 * d + 4 * d * d + 4 * d) + 2 * d + 2 * r * d * d + r * d + d
-    return embed + c.depth * block + 2 * d + d * k + k
+    return timesformer_parameters(c, attentions=attentions)
 
 
 @pytest.mark.parametrize(("scheme", "attentions"), [("joint", 1), ("space", 1), ("divided", 2), ("axial", 3),
