@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from visarch.cost import model_macs, parameter_count
+from visarch.cost import convnext_parameters, model_macs, parameter_count
 from visarch.models import create
 from visarch.models.convnext import ConvNeXt, ConvNeXtConfig, modernisation_configs
 
@@ -15,15 +15,9 @@ def _meta(config_or_name):
         return create(config_or_name) if isinstance(config_or_name, str) else ConvNeXt(config_or_name)
 
 
-def convnext_count(depths=(3, 3, 9, 3), widths=(96, 192, 384, 768), k=7, classes=1000):
-    """From the architecture: stem conv + LN; per block dw conv (bias), LN, two linears (bias), gamma;
-    LN + 2x2 conv between stages; head LN + linear."""
-    total = 3 * 16 * widths[0] + widths[0] + 2 * widths[0]
-    for i, (d, c) in enumerate(zip(depths, widths, strict=True)):
-        if i:
-            total += 2 * widths[i - 1] + 4 * widths[i - 1] * c + c
-        total += d * (k * k * c + c + 2 * c + (c * 4 * c + 4 * c) + (4 * c * c + c) + c)
-    return total + 2 * widths[-1] + widths[-1] * classes + classes
+def convnext_count(depths=(3, 3, 9, 3), widths=(96, 192, 384, 768)):
+    """``visarch.cost.convnext_parameters`` (checked layer by layer in tests/test_cost_models.py)."""
+    return convnext_parameters(ConvNeXtConfig(depths=depths, widths=widths))
 
 
 def test_convnext_tiny_published_count_and_cost():

@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch import nn
 
-from visarch.cost import model_macs, parameter_count
+from visarch.cost import layer_costs, model_macs, parameter_count
 from visarch.models import create
 from visarch.models.efficientnet import MBConv
 from visarch.models.layers import StochasticDepth
@@ -50,17 +50,8 @@ PAPER_B0_TABLE = [
 
 
 def table_rows(model, size=224):
-    inputs = {}
-
-    def record(module, args):  # returns None: the input passes on unchanged
-        inputs[module] = tuple(args[0].shape[1:])
-
     parts = (model.stem, *model.stages, model.head)
-    handles = [m.register_forward_pre_hook(record) for m in parts]
-    with torch.no_grad():
-        model.eval()(torch.empty(1, 3, size, size, device=META))
-    for h in handles:
-        h.remove()
+    inputs = {row.module: row.input_shape for row in layer_costs(model, (1, 3, size, size), parts)}
     rows = [(1, f"Conv{model.stem[0].kernel_size[0]}x{model.stem[0].kernel_size[1]}", inputs[model.stem][1],
              model.stem[0].out_channels, 1)]
     for i, stage in enumerate(model.stages):

@@ -24,7 +24,7 @@ import pytest
 import torch
 from torch import nn
 
-from visarch.cost import model_macs, parameter_count, separable_conv_parameters
+from visarch.cost import layer_costs, model_macs, parameter_count, separable_conv_parameters
 from visarch.functional import conv_output_size
 from visarch.models import create, get_config
 from visarch.models.mobilenet import DepthwiseSeparable, InvertedResidual
@@ -44,25 +44,17 @@ def without_batch_norm(model):
 def layer_rows(model, size=224):
     """(type, stride, filter shape, input size H x W x C) of every layer, in the paper's notation."""
     rows = []
-
-    def hook(module, inputs, output):
-        b, c, h, w = inputs[0].shape if inputs[0].dim() == 4 else (*inputs[0].shape, 1, 1)
+    for row in layer_costs(model, (1, 3, size, size), (nn.Conv2d, nn.Linear)):
+        module = row.module
         if isinstance(module, nn.Linear):
             rows.append(("FC", 1, (module.in_features, module.out_features), (1, 1, module.in_features)))
-            return
-        kh, kw = module.kernel_size
+            continue
+        (c, h, w), (kh, kw) = row.input_shape, module.kernel_size
         if module.groups > 1:
             assert module.groups == module.in_channels == module.out_channels
             rows.append(("Conv dw", module.stride[0], (kh, kw, c), (h, w, c)))
         else:
             rows.append(("Conv", module.stride[0], (kh, kw, c, module.out_channels), (h, w, c)))
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    model.eval()
-    with torch.no_grad():
-        model(torch.empty(1, 3, size, size, device=META))
-    for h in handles:
-        h.remove()
     return rows
 
 
@@ -153,16 +145,8 @@ PAPER_V2_TABLE = [
 
 def v2_rows(model, size=224):
     """The built network summarised as table 2: consecutive blocks with equal (t, c) make one row."""
-    inputs = {}
-
-    def record(module, args):  # returns None: the input passes on unchanged
-        inputs[module] = tuple(args[0].shape[1:])
-
-    handles = [m.register_forward_pre_hook(record) for m in (model.stem, *model.blocks, model.head)]
-    with torch.no_grad():
-        model.eval()(torch.empty(1, 3, size, size, device=META))
-    for h in handles:
-        h.remove()
+    parts = (model.stem, *model.blocks, model.head)
+    inputs = {row.module: row.input_shape for row in layer_costs(model, (1, 3, size, size), parts)}
     (c, h, _), stem = inputs[model.stem], model.stem[0]
     rows = [((h, c), "conv2d", None, stem.out_channels, 1, stem.stride[0])]
     for block in model.blocks:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from visarch.cost import parameter_count
+from visarch.cost import nonlocal_block_parameters, parameter_count
 from visarch.nn.nonlocal_block import MODES, NonLocalBlock, nonlocal_macs
 
 
@@ -138,9 +138,7 @@ def test_permuting_positions_permutes_the_output(mode, dims):
 
 
 def closed_form_parameters(c, ci, mode, batch_norm):
-    embeddings = 1 if mode == "gaussian" else 3
-    return (embeddings * (c * ci + ci) + ci * c + (2 * c if batch_norm else c)
-            + (2 * ci if mode == "concatenation" else 0))
+    return nonlocal_block_parameters(c, ci, mode=mode, batch_norm=batch_norm)
 
 
 @pytest.mark.parametrize(("mode", "dims", "batch_norm"), list(itertools.product(MODES, (2, 3), (False, True))))
@@ -155,13 +153,16 @@ def test_space_time_example_of_the_figure():
         block = NonLocalBlock(1024, dims=3)
         pooled = NonLocalBlock(1024, dims=3, subsample=True)
     assert block.inter_channels == 512
-    assert parameter_count(block) == 3 * (1024 * 512 + 512) + 512 * 1024 + 2 * 1024 == 2_100_736
+    assert parameter_count(block) == nonlocal_block_parameters(1024, 512) == 2_100_736
     n = 8 * 14 * 14  # 1568 positions
     for b, keys in ((block, n), (pooled, 8 * 7 * 7)):
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             b.eval()(torch.empty(1, 1024, 8, 14, 14, device="meta"))
-        assert counter.get_total_flops() // 2 == 4 * n * 1024 * 512 + 2 * n * keys * 512
-    assert 4 * n * 1024 * 512 + 2 * n * n * 512 == 5_805_965_312  # 3.29 G in the convolutions, 2.52 G pairwise
+        assert counter.get_total_flops() // 2 == nonlocal_macs("embedded_gaussian", in_channels=1024,
+                                                                inter_channels=512, positions=n, keys=keys)
+    # 3.29 G in the convolutions, 2.52 G pairwise
+    assert nonlocal_macs("embedded_gaussian", in_channels=1024, inter_channels=512, positions=n,
+                         keys=n) == 5_805_965_312
 
 
 @pytest.mark.parametrize(("mode", "dims", "subsample"), list(itertools.product(MODES, (2, 3), (False, True))))
