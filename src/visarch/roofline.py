@@ -22,6 +22,9 @@ intensity of the intermediate, :math:`W / Q` (:func:`unfused_slowdown`). Two int
 book's kernels are counted here: the patch matrix of im2col convolution (:func:`im2col_traffic`)
 and the :math:`L \times S` score matrix of attention computed one operation at a time
 (:func:`attention_traffic`).
+
+The operations of a convolution are its multiply-accumulates, which :func:`visarch.cost.conv_macs`
+counts; so this module stands one floor above ``visarch.cost``, beside the models.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import NamedTuple
 import torch
 from torch.utils.benchmark import Timer
 
+from visarch.cost import conv_macs
 from visarch.functional._checks import check_int, check_positive
 
 __all__ = ["Traffic", "attainable_rate", "attention_traffic", "im2col_traffic", "measure_bandwidth",
@@ -66,8 +70,10 @@ def im2col_traffic(c_in: int, c_out: int, kernel_size: tuple[int, int], output_s
     The patch matrix has :math:`C F_h F_w` rows and :math:`H' W'` columns per image; it is written
     once (the copy) and read once (the product), so it moves :math:`2 \cdot s \cdot N C F_h F_w H' W'`
     bytes for items of :math:`s` bytes. The product multiplies it by the :math:`C' \times C F_h F_w`
-    filters: :math:`2 N C' C F_h F_w H' W'` operations (a multiply and an add each). The
-    intensity is therefore :math:`C' / s`, whatever the filter or the image size.
+    filters: the convolution's multiply-accumulates (:func:`visarch.cost.conv_macs`, each entry of
+    the patch matrix meeting each of the :math:`C'` filters once), two operations each,
+    :math:`2 N C' C F_h F_w H' W'`. The intensity is therefore :math:`C' / s`, whatever the filter or
+    the image size.
 
     Args:
         c_in: input channels C.
@@ -79,8 +85,9 @@ def im2col_traffic(c_in: int, c_out: int, kernel_size: tuple[int, int], output_s
     """
     (fh, fw), (h, w) = kernel_size, output_size
     _check_counts(c_in=c_in, c_out=c_out, F_h=fh, F_w=fw, H_out=h, W_out=w, batch=batch, itemsize=itemsize)
-    patches = batch * c_in * fh * fw * h * w  # entries of the patch matrices of all images
-    return Traffic(flops=2 * c_out * patches, bytes=2 * itemsize * patches)
+    macs = batch * conv_macs(c_in, c_out, (fh, fw), (h, w))  # the product, for all N images
+    entries = macs // c_out  # of the patch matrices: each meets each of the C' filters once
+    return Traffic(flops=2 * macs, bytes=2 * itemsize * entries)
 
 
 def attention_traffic(length: int, source: int, head_dim: int, *, heads: int = 1, itemsize: int = 4) -> Traffic:
