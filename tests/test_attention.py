@@ -367,7 +367,7 @@ BAD_CASES = [
     BadCase("causal-and-mask", {"attn_mask": torch.ones(3, 5, dtype=torch.bool), "is_causal": True}, ValueError,
             r"is_causal=True and an explicit attn_mask exclude each other"),
     BadCase("is-causal-int", {"is_causal": 1}, TypeError, r"is_causal must be a bool, got int", torch_raises=False),
-    BadCase("scale-string", {"scale": "0.5"}, TypeError, r"scale must be a real number or None, got str"),
+    BadCase("scale-string", {"scale": "0.5"}, TypeError, r"scale must be a real number, got str"),
     BadCase("rank-mismatch", {"key": zeros(5, 4), "value": zeros(5, 6)}, ValueError,
             r"must have one rank >= 2, got ranks \{'query': 3, 'key': 2, 'value': 2\}", torch_raises=False),
     BadCase("rank-1", {"query": zeros(4), "key": zeros(4), "value": zeros(6)}, ValueError,

@@ -53,8 +53,8 @@ def test_lenet5_count_in_closed_form():
     (lambda: create("lenet5")(torch.zeros(1, 1, 28, 28)), r"input 28x28 is smaller than 32x32, the size C5 needs"),
     (lambda: create("lenet5")(torch.zeros(1, 1, 36, 36)), r"input must be 32x32"),
     (lambda: create("lenet5")(torch.zeros(1, 3, 32, 32)), r"input must be \[B, 1, H, W\]"),
-    (lambda: create("lenet5", channels=(6, 16)), r"channels must be three positive ints"),
-    (lambda: create("lenet5", num_classes=0), r"num_classes must be a positive int"),
+    (lambda: create("lenet5", channels=(6, 16)), r"channels \(C1, C3, C5\) must be a tuple of 3 ints"),
+    (lambda: create("lenet5", num_classes=0), r"num_classes must be >= 1, got 0"),
 ])
 def test_lenet5_bad_requests(call, match):
     with pytest.raises(ValueError, match=match):
@@ -92,9 +92,9 @@ def test_alexnet_smallest_image_is_63():
 
 
 @pytest.mark.parametrize("overrides, match", [
-    ({"channels": (64, 192, 384, 256)}, r"channels must be five positive ints"),
+    ({"channels": (64, 192, 384, 256)}, r"channels \(one per convolution\) must be a tuple of 5 ints"),
     ({"dropout": 1.0}, r"dropout probability must be in \[0, 1\)"),
-    ({"hidden": 0}, r"hidden must be a positive int"),
+    ({"hidden": 0}, r"hidden must be >= 1, got 0"),
 ])
 def test_alexnet_bad_configs(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -172,7 +172,7 @@ def test_vgg_shapes_through_the_stages():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: create("vgg16", configuration="F"), r"configuration must be a column of table 1 \(A, A-LRN, B, C, D, E\)"),
-    (lambda: create("vgg16", pooled=0), r"pooled must be a positive int"),
+    (lambda: create("vgg16", pooled=0), r"pooled must be >= 1, got 0"),
     (lambda: create("vgg16", dropout=-0.1), r"dropout ratio must be in \[0, 1\)"),
     (lambda: create("vgg11", hidden=8)(torch.zeros(1, 3, 31, 31)),
      r"VGG \(A\): input 31x31 is smaller than 32x32, the network's total stride"),

@@ -146,7 +146,7 @@ def test_clip_tiny_trains_every_parameter_and_is_deterministic():
     ({"context_length": 1}, r"context_length must be >= 2"),
     ({"init_temperature": 0.0}, r"temperature tau must be > 0"),
     ({"max_logit_scale": 10.0}, r"max_logit_scale must be >= 1 / tau = 14.29"),
-    ({"text_layers": 0}, r"text_layers must be a positive int"),
+    ({"text_layers": 0}, r"text_layers must be >= 1, got 0"),
 ])
 def test_bad_configs(overrides, match):
     with pytest.raises(ValueError, match=match):

@@ -61,7 +61,7 @@ def test_output_shape_and_minimum_input():
     (dict(hidden_ratio=0), "hidden ratio must be > 0"),
     (dict(hidden_ratio=0.3), "is not a whole number of channels"),
     (dict(depths=(3, 3, 9)), "name the same stages"),
-    (dict(widths=(96, 0, 384, 768)), "width C_2 must be a positive int"),
+    (dict(widths=(96, 0, 384, 768)), "width C_2 must be >= 1"),
     (dict(norm="group"), "norm must be one of"),
     (dict(layer_scale=0.0), "layer scale gamma init must be > 0"),
     (dict(drop_path=1.0), r"drop path rate must be in \[0, 1\)"),

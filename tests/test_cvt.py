@@ -95,15 +95,15 @@ def test_bad_configs_and_inputs():
         CvTConfig(heads=(1, 5, 6))
     with pytest.raises(ValueError, match="same .* number of stages"):
         CvTConfig(depths=(1, 2))
-    with pytest.raises(ValueError, match="dims of stage 1 must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="dims of stage 1 must be >= 1, got 0"):
         CvTConfig(dims=(0, 192, 384))
-    with pytest.raises(ValueError, match="embed_strides of stage 3 must be a positive int"):
+    with pytest.raises(ValueError, match="embed_strides of stage 3 must be >= 1, got -2"):
         CvTConfig(embed_strides=(4, 2, -2))
     with pytest.raises(ValueError, match="embed_paddings of stage 1 must be an int >= 0"):
         CvTConfig(embed_paddings=(-1, 1, 1))
     with pytest.raises(ValueError, match="kernel must be odd"):
         CvTConfig(qkv_kernel=2)
-    with pytest.raises(ValueError, match="kv_stride must be a positive int"):
+    with pytest.raises(ValueError, match="kv_stride must be >= 1, got 0"):
         CvTConfig(kv_stride=0)
     with pytest.raises(ValueError, match="mlp_ratio must be > 0"):
         CvTConfig(mlp_ratio=0)

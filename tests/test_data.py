@@ -141,5 +141,5 @@ def test_moving_digits_reversal_pairs():
     cols = [(f.sum(0) * torch.arange(12.0)).sum() / f.sum() for f in first]
     assert all(abs(float(b - a) - 1) < 1e-4 for a, b in zip(cols, cols[1:], strict=False))
     assert digit_labels[:4].unique().numel() == 1
-    with pytest.raises(ValueError, match="canvas must be an int >= 8 \\+ frames - 1 = 12"):
+    with pytest.raises(ValueError, match="moving_digits: canvas must be >= 12, got 11"):
         moving_digits("test", canvas=11)

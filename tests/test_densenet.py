@@ -91,13 +91,13 @@ def test_small_forward_and_minimum_size():
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("growth_rate", 0, "growth_rate must be a positive int"),
-    ("bottleneck", -1, "bottleneck must be a positive int"),
-    ("init_features", 2.5, "init_features must be a positive int"),
+    ("growth_rate", 0, "growth_rate must be >= 1"),
+    ("bottleneck", -1, "bottleneck must be >= 1"),
+    ("init_features", 2.5, "init_features must be an int"),
     ("compression", 0, r"theta must be in \(0, 1\]"),
     ("compression", 1.5, r"theta must be in \(0, 1\]"),
-    ("blocks", (), "blocks must be a non-empty tuple"),
-    ("blocks", (6, 0), "blocks must be a non-empty tuple"),
+    ("blocks", (), "blocks \(layers per dense block\) must be a non-empty tuple"),
+    ("blocks", (6, 0), "blocks \(layers per dense block\) must be a non-empty tuple"),
 ])
 def test_bad_config(field, value, message):
     with pytest.raises(ValueError, match=message):

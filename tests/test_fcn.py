@@ -77,7 +77,7 @@ def test_convolutionalize_bad_input():
         convolutionalize(nn.Sequential(nn.Linear(32, 10), nn.Flatten()), (8, 2, 2))
     with pytest.raises(ValueError, match=r"feature_shape must be \(C, H, W\)"):
         convolutionalize(head, (32,))
-    with pytest.raises(ValueError, match="feature map H must be a positive int"):
+    with pytest.raises(ValueError, match="feature map H must be >= 1"):
         convolutionalize(head, (8, 0, 4))
     with pytest.raises(ValueError, match="same padding needs an odd kernel"):
         convolutionalize(head, (8, 2, 2), same=True)
@@ -119,10 +119,10 @@ def test_bilinear_kernel_does_not_mix_channels():
 
 
 @pytest.mark.parametrize(("channels", "factor", "message"), [
-    (3, 0, "upsampling factor f must be a positive int"),
-    (3, -2, "upsampling factor f must be a positive int"),
-    (3, 2.0, "upsampling factor f must be a positive int"),
-    (0, 2, "channels must be a positive int"),
+    (3, 0, "upsampling factor f must be >= 1, got 0"),
+    (3, -2, "upsampling factor f must be >= 1, got -2"),
+    (3, 2.0, "upsampling factor f must be an int, got float"),
+    (0, 2, "channels must be >= 1"),
 ])
 def test_bilinear_kernel_bad_input(channels, factor, message):
     with pytest.raises(ValueError, match=message):

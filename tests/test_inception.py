@@ -105,9 +105,9 @@ def test_auxiliary_heads_train_only():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: create("googlenet", kernel_5x5=4), r"kernel_5x5 must be a positive odd int"),
+    (lambda: create("googlenet", kernel_5x5=4), r"kernel_5x5 must be odd"),
     (lambda: create("googlenet", dropout=1.5), r"dropout probability must be in \[0, 1\)"),
-    (lambda: create("googlenet", num_classes=0), r"num_classes must be a positive int"),
+    (lambda: create("googlenet", num_classes=0), r"num_classes must be >= 1"),
     (lambda: create("googlenet")(torch.zeros(1, 3, 31, 31)), r"input 31x31 is smaller than 32x32"),
     (lambda: create("googlenet")(torch.zeros(1, 1, 64, 64)), r"input must be \[B, 3, H, W\]"),
 ])

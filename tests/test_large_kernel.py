@@ -71,8 +71,8 @@ def test_pad_kernel_centres():
     ((4, 30, 5), {}, "large kernel size K must be odd"),
     ((4, 31, 4), {}, "small kernel size k must be odd"),
     ((4, 13, 15), {}, "must not exceed the large kernel size K = 13"),
-    ((0, 13, 3), {}, "channels C must be a positive int"),
-    ((4, 13, 3), {"stride": 0}, "stride S must be a positive int"),
+    ((0, 13, 3), {}, "channels C must be >= 1"),
+    ((4, 13, 3), {"stride": 0}, "stride S must be >= 1"),
 ])
 def test_bad_kernels(args, kwargs, message):
     with pytest.raises(ValueError, match=message):

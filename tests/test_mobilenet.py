@@ -219,7 +219,7 @@ def test_v2_width_multiplier_matches_the_release():
     (lambda: create("mobilenet_v2", setting=((0, 24, 2, 2),)), r"expansion factor t, channels c and repeats n"),
     (lambda: create("mobilenet_v2", setting=()), r"at least one row"),
     (lambda: create("mobilenet_v2", dropout=1.0), r"dropout probability must be in \[0, 1\)"),
-    (lambda: create("mobilenet_v1", num_classes=0), r"num_classes must be a positive int"),
+    (lambda: create("mobilenet_v1", num_classes=0), r"num_classes must be >= 1"),
     (lambda: create("mobilenet_v1")(torch.zeros(1, 3, 16, 16)),
      r"mobilenet_v1: input 16x16 is smaller than 32x32, the network's total stride"),
     (lambda: create("mobilenet_v2")(torch.zeros(1, 3, 31, 64)), r"input 31x64 is smaller than 32x32"),

@@ -108,7 +108,7 @@ def test_minibatch_sgd_is_the_notes_loop(n, batch_size):
 @pytest.mark.parametrize("kwargs, exc, match", [
     ({"batch_size": 0}, ValueError, r"batch_size B must be >= 1, got 0"),
     ({"epochs": 0}, ValueError, r"epochs must be >= 1, got 0"),
-    ({"lr": -0.1}, ValueError, r"Invalid learning rate"),
+    ({"lr": -0.1}, ValueError, r"minibatch_sgd: lr must be >= 0, got -0.1"),
     ({"targets": torch.zeros(3)}, ValueError, r"same number of examples, got 4 and 3"),
 ])
 def test_minibatch_sgd_bad_arguments(kwargs, exc, match):

@@ -87,11 +87,11 @@ def test_bad_configs_and_inputs():
         SwinConfig(heads=(5, 6, 12, 24))
     with pytest.raises(ValueError, match="same"):
         SwinConfig(depths=(2, 2), heads=(3, 6, 12))
-    with pytest.raises(ValueError, match="window_size must be a positive int"):
+    with pytest.raises(ValueError, match="window_size must be >= 1"):
         SwinConfig(window_size=0)
     with pytest.raises(ValueError, match="mlp_ratio must be > 0"):
         SwinConfig(mlp_ratio=0)
-    with pytest.raises(ValueError, match="embed_dim must be a positive int"):
+    with pytest.raises(ValueError, match="embed_dim must be >= 1"):
         SwinConfig(embed_dim=-96)
     model = create("swin_t", window_size=2, depths=(1, 1, 1, 1))
     with pytest.raises(ValueError, match="smaller than 64x64"):

@@ -61,12 +61,12 @@ def test_float64_is_tight_and_the_formula_is_the_docstrings():
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"n": 0}, ValueError, "n must be a positive int"),
-    ({"n": 2.0}, ValueError, "n must be a positive int"),
-    ({"n": True}, ValueError, "n must be a positive int"),
+    ({"n": 0}, ValueError, r"n \(the terms summed\) must be >= 1, got 0"),
+    ({"n": 2.0}, ValueError, r"n \(the terms summed\) must be an int, got float"),
+    ({"n": True}, ValueError, r"n \(the terms summed\) must be an int, got bool"),
     ({"n": 4, "dtype": torch.int32}, TypeError, "floating-point torch.dtype"),
-    ({"n": 4, "scale": 0.0}, ValueError, "scale must be a positive number"),
-    ({"n": 4, "lam": -1}, ValueError, "lam must be a positive number"),
+    ({"n": 4, "scale": 0.0}, ValueError, "scale must be > 0, got 0.0"),
+    ({"n": 4, "lam": -1}, ValueError, "lam must be > 0, got -1"),
 ])
 def test_bad_arguments_are_refused(kwargs, error, message):
     with pytest.raises(error, match=message):

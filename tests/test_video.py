@@ -150,9 +150,9 @@ def test_inflate_conv2d_kernel_and_strides():
 
 def test_inflation_bad_input():
     conv = nn.Conv2d(3, 5, 3, padding=1)
-    with pytest.raises(ValueError, match="inflated time extent T must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="inflated time extent T must be >= 1, got 0"):
         inflate_conv2d(conv, 0)
-    with pytest.raises(ValueError, match="inflated time extent T must be a positive int"):
+    with pytest.raises(ValueError, match="inflated time extent T must be >= 1"):
         inflate(small_cnn(), -1)
     with pytest.raises(ValueError, match="time_padding must be 'replicate' or 'zeros'"):
         inflate_conv2d(conv, 3, time_padding="circular")
@@ -194,11 +194,11 @@ def test_slowfast_bad_input():
 def test_config_and_input_errors():
     with pytest.raises(ValueError, match="block must be 'c3d' or 'r2plus1d'"):
         VideoNetConfig(block="i3d")
-    with pytest.raises(ValueError, match="widths must be a non-empty tuple of positive ints"):
+    with pytest.raises(ValueError, match="widths must be a non-empty tuple of ints, each >= 1"):
         VideoNetConfig(widths=(8, 0))
     with pytest.raises(ValueError, match=r"\(2\+1\)D block with temporal kernel t=1"):
         VideoNetConfig(block="r2plus1d", time=1)
-    with pytest.raises(ValueError, match="time must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="time must be >= 1, got 0"):
         VideoNetConfig(time=0)
     model = create("c3d_small")
     with pytest.raises(ValueError, match=r"input must be \[B, 1, T, H, W\]"):

@@ -1,6 +1,6 @@
 """visarch: the package behind the executable textbook *Vision Architectures*.
 
-Each chapter of the book imports from here. The modules stand on four floors, and a
+Each chapter of the book imports from here. The modules stand on five floors, and a
 module imports only from floors below its own (modules of one floor do not import each
 other); ``pyproject.toml`` declares the floors and ``lint-imports`` (import-linter) checks
 them in ``tests/test_package.py``::
@@ -15,6 +15,8 @@ them in ``tests/test_package.py``::
     1  functional, display,      the from-scratch operations; notebook display, metrics,
        metrics, sampling,        seeded sampling and float32 tolerances
        tolerance
+    0  checks                    the argument checks every public function, layer,
+                                 optimizer and model runs
 """
 
 __version__ = "0.1.0"

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from visarch.functional._checks import check_int
+from visarch.checks import check_int
 
 __all__ = ["DIGITS_SPLIT_SEED", "DIGITS_TEST_FRACTION", "DIRECTIONS", "TEST_PHOTOGRAPH", "TRAIN_PHOTOGRAPHS",
            "VALIDATION_PHOTOGRAPH", "cifar10", "cifar10_classes", "digits", "moving_digits", "photo_patches",
@@ -110,9 +110,9 @@ def photo_patches(size: int = 32, *, stride: int | None = None) -> torch.Tensor:
     Returns:
         ``[N, 1, size, size]`` float32 in [0, 1], photograph by photograph in row-major order.
     """
-    check_int(size, "size", low=1)
+    check_int(size, "size", where="photo_patches", ge=1)
     stride = size if stride is None else stride
-    check_int(stride, "stride", low=1)
+    check_int(stride, "stride", where="photo_patches", ge=1)
     patches = []
     for name in TRAIN_PHOTOGRAPHS:
         image = photograph(name)  # [1, H, W]
@@ -138,7 +138,7 @@ def random_shift(images: torch.Tensor, max_shift: int = 1, *, generator: torch.G
     Returns:
         ``[N, C, H, W]``.
     """
-    check_int(max_shift, "max_shift", low=0)
+    check_int(max_shift, "max_shift", where="random_shift", ge=0)
     if images.dim() != 4:
         raise ValueError(f"images must be [N, C, H, W], got shape {tuple(images.shape)}")
     n, _, height, width = images.shape
@@ -171,10 +171,8 @@ def moving_digits(split: str = "train", *, frames: int = 5, canvas: int = 12, se
         [0, 1], ``directions`` ``[4N]`` in 0..3 (:data:`~visarch.data.DIRECTIONS`) and ``digit_labels``
         ``[4N]`` in 0..9; row ``4i + k`` is digit ``i`` of ``digits(split)`` moving in direction ``k``.
     """
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 2:
-        raise ValueError(f"frames must be an int >= 2 (motion needs two frames), got {frames!r}")
-    if not isinstance(canvas, int) or canvas < 8 + frames - 1:
-        raise ValueError(f"canvas must be an int >= 8 + frames - 1 = {8 + frames - 1}, got {canvas!r}")
+    check_int(frames, "frames", where="moving_digits", ge=2)  # motion needs two frames
+    check_int(canvas, "canvas", where="moving_digits", ge=8 + frames - 1)  # an 8 x 8 digit shifted frames - 1 times
     images, labels = digits(split)
     n = images.shape[0]
     room = canvas - 8

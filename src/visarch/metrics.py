@@ -17,9 +17,10 @@ lives here once; ``tests/test_metrics.py`` checks it against scikit-image's
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
+
+from visarch.checks import check_real
 
 __all__ = ["psnr"]
 
@@ -50,10 +51,7 @@ def psnr(estimate: torch.Tensor, reference: torch.Tensor, *, peak: float = 1.0) 
                          f"and {tuple(reference.shape)}")
     if estimate.numel() == 0:
         raise ValueError("PSNR needs at least one value, got empty tensors")
-    if isinstance(peak, bool) or not isinstance(peak, numbers.Real):
-        raise TypeError(f"peak must be a real number, got {type(peak).__name__}")
-    if not (math.isfinite(peak) and peak > 0):
-        raise ValueError(f"peak must be positive and finite, got {peak}")
+    check_real(peak, "peak", where="psnr", gt=0, lt=math.inf)
     mse = (estimate.double() - reference.double()).square().mean().item()
     if mse == 0:
         return math.inf

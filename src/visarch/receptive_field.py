@@ -43,7 +43,7 @@ import math
 import torch
 from torch import nn
 
-from visarch.functional._checks import check_int
+from visarch.checks import check_int
 
 __all__ = ["Layer", "ReceptiveField", "receptive_field", "conv_stack", "effective_receptive_field",
            "gradient_receptive_field", "erf_std", "gaussian_fit_r2"]
@@ -61,7 +61,7 @@ class Layer:
     def __post_init__(self):
         for name, value, low in (("kernel_size F", self.kernel_size, 1), ("stride S", self.stride, 1),
                                  ("padding P", self.padding, 0), ("dilation D", self.dilation, 1)):
-            check_int(value, name, low=low)
+            check_int(value, name, where=type(self).__name__, ge=low)
 
     @property
     def span(self) -> int:
@@ -130,7 +130,7 @@ def conv_stack(layers, *, channels: int = 1, nonlinearity: type[nn.Module] | Non
     layers = list(layers)
     if not layers:
         raise ValueError("the stack must hold at least one layer")
-    check_int(channels, "channels", low=1)
+    check_int(channels, "channels", where="conv_stack", ge=1)
     modules = []
     for n, layer in enumerate(layers):
         if not isinstance(layer, Layer):
@@ -165,7 +165,7 @@ def gradient_receptive_field(model: nn.Module, input_shape, *, inputs: torch.Ten
     if not isinstance(input_shape, (tuple, list, torch.Size)) or len(input_shape) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
     for name, value in zip(("C", "H", "W"), input_shape, strict=True):
-        check_int(value, f"input_shape {name}", low=1)
+        check_int(value, f"input_shape {name}", where="gradient_receptive_field", ge=1)
     if inputs is None:
         dtype = next(model.parameters(), torch.empty(0)).dtype
         inputs = torch.ones(1, *input_shape, dtype=dtype)
@@ -212,7 +212,7 @@ def effective_receptive_field(make_model, input_shape, *, seeds, input_seeds, ba
     if not seeds or len(seeds) != len(input_seeds):
         raise ValueError(f"seeds and input_seeds must be non-empty and of one length, got {len(seeds)} "
                          f"and {len(input_seeds)}")
-    check_int(batch, "batch", low=1)
+    check_int(batch, "batch", where="effective_receptive_field", ge=1)
     total = 0.0
     with torch.random.fork_rng(devices=[]):
         for seed, input_seed in zip(seeds, input_seeds, strict=True):

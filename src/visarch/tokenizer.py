@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from visarch.functional._checks import check_int
+from visarch.checks import check_int
 
 __all__ = ["DIGIT_NAMES", "DIGIT_TEMPLATES", "WordTokenizer", "digit_captions", "digit_tokenizer", "split_words"]
 
@@ -64,7 +64,7 @@ def digit_captions(label: int, style: str | None = None) -> list[str]:
     Returns:
         The captions, e.g. ``"a photo of the digit seven"``, ..., ``"a photo of the digit 7"``, ...
     """
-    check_int(label, "digit label", low=0)
+    check_int(label, "digit label", where="digit_captions", ge=0)
     if label > 9:
         raise ValueError(f"digit label must be in 0..9, got {label}")
     if style is not None and style not in DIGIT_TEMPLATES:
@@ -112,7 +112,7 @@ class WordTokenizer:
         Returns:
             int64 ids ``[B, L]`` (B = 1 for one str).
         """
-        check_int(context_length, "context length", low=2)
+        check_int(context_length, "context length", where=type(self).__name__, ge=2)
         texts = [texts] if isinstance(texts, str) else list(texts)
         out = torch.full((len(texts), context_length), self.pad_id, dtype=torch.int64)
         for row, text in enumerate(texts):

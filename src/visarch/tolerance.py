@@ -47,9 +47,10 @@ float64 references computed by torch.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
+
+from visarch.checks import check_int, check_real
 
 __all__ = ["reduction_tolerance"]
 
@@ -75,12 +76,10 @@ def reduction_tolerance(n: int, *, dtype: torch.dtype = torch.float32, scale: fl
     Returns:
         The relative and absolute tolerances ``2 * lam * sqrt(n) * u`` and that times ``scale``.
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"reduction_tolerance: n must be a positive int (the terms summed), got {n!r}")
+    check_int(n, "n (the terms summed)", where="reduction_tolerance", ge=1)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"reduction_tolerance: dtype must be a floating-point torch.dtype, got {dtype!r}")
     for name, value in (("scale", scale), ("lam", lam)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-            raise ValueError(f"reduction_tolerance: {name} must be a positive number, got {value!r}")
+        check_real(value, name, where="reduction_tolerance", gt=0)
     rtol = 2 * lam * math.sqrt(n) * torch.finfo(dtype).eps / 2
     return {"rtol": rtol, "atol": rtol * scale}

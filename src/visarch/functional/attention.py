@@ -53,11 +53,9 @@ keys have been seen.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
-from visarch.functional._checks import check_floating
+from visarch.checks import check_floating, check_int, check_real
 
 __all__ = ["scaled_dot_product_attention", "attention_weights", "chunked_attention"]
 
@@ -67,9 +65,9 @@ __all__ = ["scaled_dot_product_attention", "attention_weights", "chunked_attenti
 _BLOCK_LOGITS = 2**20
 
 
-def _check_attention(query, key, value, attn_mask, is_causal, scale):
+def _check_attention(query, key, value, attn_mask, is_causal, scale, *, where):
     """Validate the arguments; return ``(batch, L, S)`` with ``batch`` the broadcast batch shape."""
-    check_floating(query=query, key=key, value=value)
+    check_floating(where=where, query=query, key=key, value=value)
     ranks = {"query": query.dim(), "key": key.dim(), "value": value.dim()}
     if min(ranks.values()) < 2 or len(set(ranks.values())) > 1:
         raise ValueError(f"query [..., L, E], key [..., S, E] and value [..., S, E_v] must have one rank >= 2, "
@@ -86,8 +84,8 @@ def _check_attention(query, key, value, attn_mask, is_causal, scale):
                          f"{tuple(value.shape[:-2])} do not broadcast") from None
     if not isinstance(is_causal, bool):
         raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Real)):
-        raise TypeError(f"scale must be a real number or None, got {type(scale).__name__}")
+    if scale is not None:
+        check_real(scale, "scale", where=where)
     length, source = query.shape[-2], key.shape[-2]
     if attn_mask is not None:
         if is_causal:
@@ -97,7 +95,7 @@ def _check_attention(query, key, value, attn_mask, is_causal, scale):
         if attn_mask.dtype != torch.bool:
             if not attn_mask.is_floating_point():
                 raise TypeError(f"attn_mask must be bool or floating point, got {attn_mask.dtype}")
-            check_floating(query=query, attn_mask=attn_mask)
+            check_floating(where=where, query=query, attn_mask=attn_mask)
         target = (*batch, length, source)
         try:
             fits = torch.broadcast_shapes(attn_mask.shape, target) == target
@@ -168,7 +166,8 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
     Returns:
         ``[..., L, S]``, each row summing to one (or zero where every key is masked).
     """
-    _check_attention(query, key, key, attn_mask, is_causal, scale)  # no values: key stands in for them
+    # no values: key stands in for them
+    _check_attention(query, key, key, attn_mask, is_causal, scale, where="attention_weights")
     p, l = _stable_exp(_scaled(query, scale), key, attn_mask, is_causal)
     return _divide(p, l)
 
@@ -210,7 +209,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal=Fa
     Returns:
         ``[..., L, E_v]``, zeros in the rows whose keys are all masked.
     """
-    batch, length, source = _check_attention(query, key, value, attn_mask, is_causal, scale)
+    batch, length, source = _check_attention(query, key, value, attn_mask, is_causal, scale,
+                                             where="scaled_dot_product_attention")
     e, e_v = query.shape[-1], value.shape[-1]
     # reshape copies only a tensor that broadcasts along a batch axis (a mask shared by all
     # heads of one image, say); everything else is a view
@@ -251,11 +251,8 @@ def chunked_attention(query, key, value, *, chunk_size=256, attn_mask=None, is_c
     Returns:
         ``[..., L, E_v]``, as :func:`~visarch.functional.attention.scaled_dot_product_attention`.
     """
-    batch, length, source = _check_attention(query, key, value, attn_mask, is_causal, scale)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
-        raise TypeError(f"chunk_size must be an int, got {type(chunk_size).__name__}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    batch, length, source = _check_attention(query, key, value, attn_mask, is_causal, scale, where="chunked_attention")
+    check_int(chunk_size, "chunk_size", where="chunked_attention", ge=1)
     if attn_mask is not None:
         attn_mask = attn_mask.expand(*batch, length, source)  # a view: nothing is copied
     query = _scaled(query, scale)  # [..., L, E], once for all blocks

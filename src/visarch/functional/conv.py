@@ -29,7 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from visarch.functional._checks import check_floating, check_int, ntuple
+from visarch.checks import check_floating, check_int, ntuple
 
 __all__ = ["conv_output_size", "conv1d", "conv2d", "conv3d", "conv_nd", "conv2d_loop", "conv_matrix"]
 
@@ -63,7 +63,7 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     """
     for name, value, low in (("size Z", size, 1), ("kernel_size F", kernel_size, 1),
                              ("stride S", stride, 1), ("padding P", padding, 0)):
-        check_int(value, name, low=low)
+        check_int(value, name, where="conv_output_size", ge=low)
     if kernel_size > size + 2 * padding:
         raise ValueError(
             f"filter size F={kernel_size} exceeds padded size Z+2P={size + 2 * padding}"
@@ -71,14 +71,14 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
-def _check_conv(input, weight, bias, stride, padding, groups, dims):
+def _check_conv(input, weight, bias, stride, padding, groups, dims, *, where):
     """Validate the arguments of a convolution with ``dims`` spatial axes; return them normalised.
 
     Returns ``(x, unbatched, stride, padding, G)`` where ``x`` is ``[N, C, *spatial]``
     (an input without batch axis gains one, as in torch) and ``stride``, ``padding``
     hold one int per spatial axis.
     """
-    check_floating(input=input, weight=weight, bias=bias)
+    check_floating(where=where, input=input, weight=weight, bias=bias)
     letters = LETTERS[dims]
     if input.dim() not in (dims + 1, dims + 2):
         raise ValueError(
@@ -91,12 +91,9 @@ def _check_conv(input, weight, bias, stride, padding, groups, dims):
         )
     unbatched = input.dim() == dims + 1
     x = input.unsqueeze(0) if unbatched else input
-    stride = ntuple(stride, dims, "stride S", low=1)
-    padding = ntuple(padding, dims, "padding P", low=0)
-    if isinstance(groups, bool) or not isinstance(groups, int):
-        raise TypeError(f"groups must be an int, got {type(groups).__name__}")
-    if groups < 1:
-        raise ValueError(f"number of groups G must be >= 1, got {groups}")
+    stride = ntuple(stride, dims, "stride S", where=where, ge=1)
+    padding = ntuple(padding, dims, "padding P", where=where, ge=0)
+    groups = check_int(groups, "number of groups G", where=where, ge=1)
     c_in, c_out = x.shape[1], weight.shape[0]
     if c_in % groups:
         raise ValueError(f"input channels C={c_in} are not divisible by groups G={groups}")
@@ -126,7 +123,8 @@ def conv2d_loop(input, weight, bias=None, *, stride=1, padding=0, groups=1):
     ``[N, C, H, W]`` (or ``[C, H, W]``), ``weight`` ``[C', C/G, F_h, F_w]``,
     ``bias`` ``[C']``; returns ``[N, C', H', W']`` (or ``[C', H', W']``).
     """
-    x, unbatched, (sh, sw), (ph, pw), groups = _check_conv(input, weight, bias, stride, padding, groups, dims=2)
+    x, unbatched, (sh, sw), (ph, pw), groups = _check_conv(input, weight, bias, stride, padding, groups, dims=2,
+                                                           where="conv2d_loop")
     c_out, c_per_group, fh, fw = weight.shape
     outs_per_group = c_out // groups
     x_pad = F.pad(x, (pw, pw, ph, ph))  # step 1: [N, C, H + 2P_h, W + 2P_w]
@@ -184,7 +182,8 @@ def conv_nd(input, weight, bias=None, *, dims, stride=1, padding=0, groups=1):
     """
     if dims not in AXES:
         raise ValueError(f"dims (number of spatial axes) must be 1, 2 or 3, got {dims!r}")
-    x, unbatched, stride, padding, groups = _check_conv(input, weight, bias, stride, padding, groups, dims)
+    x, unbatched, stride, padding, groups = _check_conv(input, weight, bias, stride, padding, groups, dims,
+                                                        where=f"conv{dims}d")
     n, c_out, kernel = x.shape[0], weight.shape[0], weight.shape[2:]
     c_per_group, outs_per_group = x.shape[1] // groups, c_out // groups
     taps = math.prod(kernel)  # F_h * F_w in 2D
@@ -294,7 +293,7 @@ def conv_matrix(weight, input_size, *, stride=1, padding=0, groups=1):
     Returns:
         V, ``[C' H' W', C H W]``, with the dtype and device of ``weight``.
     """
-    check_floating(weight=weight)
+    check_floating(where="conv_matrix", weight=weight)
     if len(input_size) != 3:
         raise ValueError(f"input_size must be (C, H, W), got {tuple(input_size)}")
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in input_size):
@@ -302,7 +301,8 @@ def conv_matrix(weight, input_size, *, stride=1, padding=0, groups=1):
     c_in, h, w = input_size
     # an empty tensor of the input's shape lets conv_matrix share conv2d's checks
     probe = weight.new_empty(c_in, h, w)
-    _, _, (sh, sw), (ph, pw), groups = _check_conv(probe, weight, None, stride, padding, groups, dims=2)
+    _, _, (sh, sw), (ph, pw), groups = _check_conv(probe, weight, None, stride, padding, groups, dims=2,
+                                                   where="conv_matrix")
     c_out, c_per_group, fh, fw = weight.shape
     h_out = conv_output_size(h, fh, sh, ph)
     w_out = conv_output_size(w, fw, sw, pw)

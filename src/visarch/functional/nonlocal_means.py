@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import torch
 
-from visarch.functional._checks import check_floating, check_int
+from visarch.checks import check_floating, check_int, check_real
 
 __all__ = ["NLMeansConfig", "nl_means", "nl_means_loop", "nl_means_weights", "reflect_pad", "schraudolph_exp"]
 
@@ -85,22 +85,15 @@ class NLMeansConfig:
     skimage_compatible: bool = False  #: reproduce scikit-image 0.26's fast mode to rounding (see the module)
 
     def __post_init__(self):
-        s = check_int(self.patch_size, "patch size s", low=1)
-        d = check_int(self.patch_distance, "patch distance d", low=0)
+        s = check_int(self.patch_size, "patch size s", where=type(self).__name__, ge=1)
+        d = check_int(self.patch_distance, "patch distance d", where=type(self).__name__, ge=0)
         if s % 2 == 0:
             raise ValueError(f"patch size s must be odd so that a patch has a centre pixel, got {s}")
         if 2 * d + 1 < s:
             raise ValueError(f"the search window (2d+1 = {2 * d + 1} pixels a side) must be at least as large as "
                              f"the patch (s = {s})")
-        for name, value in (("filtering parameter h", self.h), ("noise standard deviation sigma", self.sigma)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be finite, got {value}")
-        if not self.h > 0:
-            raise ValueError(f"filtering parameter h must be > 0, got {self.h}")
-        if self.sigma < 0:
-            raise ValueError(f"noise standard deviation sigma must be >= 0, got {self.sigma}")
+        check_real(self.h, "filtering parameter h", where=type(self).__name__, gt=0, lt=math.inf)
+        check_real(self.sigma, "noise standard deviation sigma", where=type(self).__name__, ge=0, lt=math.inf)
         if self.skimage_compatible and not self.fast_mode:
             raise ValueError("skimage_compatible reproduces scikit-image's fast mode only (fast_mode=True)")
 
@@ -165,9 +158,9 @@ def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return x
 
 
-def _as_batch(image: torch.Tensor) -> torch.Tensor:
+def _as_batch(image: torch.Tensor, *, where) -> torch.Tensor:
     """``[H, W]``, ``[C, H, W]`` or ``[B, C, H, W]`` -> ``[B, C, H, W]`` (a view)."""
-    check_floating(image=image)
+    check_floating(where=where, image=image)
     if image.dim() not in (2, 3, 4):
         raise ValueError(f"image must be [H, W], [C, H, W] or [B, C, H, W], got shape {tuple(image.shape)}")
     if min(image.shape[-2:]) < 1 or image.numel() == 0:
@@ -233,7 +226,7 @@ def nl_means(image: torch.Tensor, *, patch_size: int = 7, patch_distance: int = 
         The denoised image, of the shape and dtype of ``image``.
     """
     cfg = NLMeansConfig(patch_size, patch_distance, h, sigma, fast_mode, skimage_compatible)
-    x = _as_batch(image)
+    x = _as_batch(image, where="nl_means")
     dtype = x.dtype
     if skimage_compatible:
         x = x.double()  # scikit-image computes in float64
@@ -292,7 +285,7 @@ def nl_means_loop(image: torch.Tensor, *, patch_size: int = 7, patch_distance: i
     O(N (2d+1)^2 s^2) Python-level work.
     """
     cfg = NLMeansConfig(patch_size, patch_distance, h, sigma, fast_mode, skimage_compatible)
-    x = _as_batch(image)
+    x = _as_batch(image, where="nl_means_loop")
     dtype = x.dtype
     if skimage_compatible:
         x = x.double()
@@ -339,7 +332,7 @@ def nl_means_weights(image: torch.Tensor, pixel: tuple[int, int], *, patch_size:
     cfg = NLMeansConfig(patch_size, patch_distance, h, sigma, fast_mode, skimage_compatible)
     if image.dim() == 4:
         raise ValueError(f"nl_means_weights takes one image, [H, W] or [C, H, W], got shape {tuple(image.shape)}")
-    x = _as_batch(image)[0]
+    x = _as_batch(image, where="nl_means_weights")[0]
     if skimage_compatible:
         x = x.double()
     channels, rows, cols = x.shape

@@ -65,11 +65,10 @@ statistics of the batch.  Every function here is checked against ``torch.nn.func
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
-from visarch.functional._checks import check_floating, check_int
+from visarch.checks import check_floating, check_int, check_real
 
 __all__ = ["NormalizeFunction", "batch_norm", "group_norm", "instance_norm", "layer_norm", "normalize",
            "normalize_loop"]
@@ -78,22 +77,8 @@ __all__ = ["NormalizeFunction", "batch_norm", "group_norm", "instance_norm", "la
 EPS = 1e-5
 
 
-def _check_eps(eps):
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"eps must be a real number, got {type(eps).__name__}")
-    if not eps > 0:  # also refuses nan
-        raise ValueError(f"eps must be > 0 (it keeps sqrt(var + eps) away from 0), got {eps}")
-
-
-def _check_momentum(momentum):
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-        raise TypeError(f"momentum must be a real number, got {type(momentum).__name__}")
-    if not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-
-
-def _check_rank(input, low, layout):
-    check_floating(input=input)
+def _check_rank(input, low, layout, *, where):
+    check_floating(where=where, input=input)
     if input.dim() < low:
         raise ValueError(f"input must have rank >= {low} {layout}, got rank {input.dim()}")
 
@@ -271,8 +256,8 @@ def normalize(input, dims, weight=None, bias=None, eps=EPS):
     Returns:
         The shape of ``input`` (or the broadcast shape, where ``weight`` or ``bias`` enlarge it).
     """
-    check_floating(input=input, weight=weight, bias=bias)
-    _check_eps(eps)
+    check_floating(where="normalize", input=input, weight=weight, bias=bias)
+    check_real(eps, "eps", where="normalize", gt=0)
     if isinstance(dims, int):
         dims = (dims,)
     if not isinstance(dims, (tuple, list)) or not dims or not all(
@@ -316,14 +301,14 @@ def normalize_loop(input, select, *, num_groups=1, weight=None, bias=None, eps=E
     Returns:
         ``[N, C, H, W]``.
     """
-    check_floating(input=input, weight=weight, bias=bias)
-    _check_eps(eps)
+    check_floating(where="normalize_loop", input=input, weight=weight, bias=bias)
+    check_real(eps, "eps", where="normalize_loop", gt=0)
     if input.dim() != 4:
         raise ValueError(f"input must have rank 4 [N, C, H, W], got rank {input.dim()}")
     if select not in SELECT:
         raise ValueError(f"select must be one of {tuple(SELECT)}, got {select!r}")
     n, c, h, w = input.shape
-    check_int(num_groups, "number of groups G", low=1)
+    check_int(num_groups, "number of groups G", where="normalize_loop", ge=1)
     if c % num_groups:
         raise ValueError(f"channels C={c} are not divisible by the number of groups G={num_groups}")
     _check_channel_params(c, weight=weight, bias=bias)
@@ -369,9 +354,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     Returns:
         The shape of ``input``.
     """
-    _check_rank(input, 2, "[N, C, *spatial]")
-    check_floating(input=input, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
-    _check_eps(eps)
+    _check_rank(input, 2, "[N, C, *spatial]", where="batch_norm")
+    check_floating(where="batch_norm", input=input, running_mean=running_mean, running_var=running_var, weight=weight,
+                   bias=bias)
+    check_real(eps, "eps", where="batch_norm", gt=0)
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must be given together")
     c, rank = input.shape[1], input.dim()
@@ -384,7 +370,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch norm in training mode needs more than 1 value per channel to estimate a "
                          f"variance, got input of shape {tuple(input.shape)}")
     if training and running_mean is not None:
-        _check_momentum(momentum)
+        check_real(momentum, "momentum", where="batch_norm", ge=0, le=1)
     out, mean, var = _normalize(input, (0, *range(2, rank)), weight, bias, eps)  # mean, var: [1, C, 1, ...]
     if training and running_mean is not None:
         _update_running(running_mean, running_var, mean.view(c), var.view(c), count, momentum)
@@ -408,7 +394,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=EPS):
     Returns:
         The shape of ``input``.
     """
-    check_floating(input=input, weight=weight, bias=bias)
+    check_floating(where="layer_norm", input=input, weight=weight, bias=bias)
     if isinstance(normalized_shape, int):
         normalized_shape = (normalized_shape,)
     normalized_shape = tuple(normalized_shape)
@@ -447,9 +433,10 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     Returns:
         The shape of ``input``.
     """
-    _check_rank(input, 3, "[N, C, *spatial]")
-    check_floating(input=input, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
-    _check_eps(eps)
+    _check_rank(input, 3, "[N, C, *spatial]", where="instance_norm")
+    check_floating(where="instance_norm", input=input, running_mean=running_mean, running_var=running_var,
+                   weight=weight, bias=bias)
+    check_real(eps, "eps", where="instance_norm", gt=0)
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must be given together")
     n, c, rank = input.shape[0], input.shape[1], input.dim()
@@ -464,7 +451,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"instance norm needs more than 1 spatial element per channel, got input of shape "
                          f"{tuple(input.shape)}")
     if running_mean is not None:
-        _check_momentum(momentum)
+        check_real(momentum, "momentum", where="instance_norm", ge=0, le=1)
     out, mean, var = _normalize(input, tuple(range(2, rank)), weight, bias, eps)  # mean, var: [N, C, 1, ...]
     if running_mean is not None:
         _update_running(running_mean, running_var, mean.view(n, c).mean(0), var.view(n, c).mean(0), count,
@@ -489,10 +476,10 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=EPS):
     Returns:
         The shape of ``input``.
     """
-    _check_rank(input, 2, "[N, C, *spatial]")
-    check_floating(input=input, weight=weight, bias=bias)
-    _check_eps(eps)
-    check_int(num_groups, "number of groups G", low=1)
+    _check_rank(input, 2, "[N, C, *spatial]", where="group_norm")
+    check_floating(where="group_norm", input=input, weight=weight, bias=bias)
+    check_real(eps, "eps", where="group_norm", gt=0)
+    check_int(num_groups, "number of groups G", where="group_norm", ge=1)
     n, c = input.shape[0], input.shape[1]
     if c % num_groups:
         raise ValueError(f"channels C={c} are not divisible by the number of groups G={num_groups}")

@@ -74,7 +74,7 @@ import math
 
 import torch.nn.functional as F
 
-from visarch.functional._checks import check_floating, check_int, pair
+from visarch.checks import check_floating, check_int, pair
 from visarch.functional.conv import conv2d
 
 __all__ = ["METHODS", "conv_transpose2d", "conv_transpose2d_subpixel", "conv_transpose_output_size", "dilate_and_pad",
@@ -112,7 +112,7 @@ def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, pad
     """
     for name, value, low in (("size Z", size, 1), ("kernel_size F", kernel_size, 1), ("stride S", stride, 1),
                              ("padding P", padding, 0), ("output_padding", output_padding, 0)):
-        check_int(value, name, low=low)
+        check_int(value, name, where="conv_transpose_output_size", ge=low)
     if output_padding >= stride:
         raise ValueError(f"output_padding={output_padding} must be smaller than stride S={stride}")
     value, formula = _output_size_formula(size, kernel_size, stride, padding, output_padding)
@@ -121,26 +121,23 @@ def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, pad
     return value
 
 
-def _check_conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups):
+def _check_conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, *, where):
     """Validate the arguments of a 2D transposed convolution; return them normalised.
 
     Returns ``(x, unbatched, (S_h, S_w), (P_h, P_w), (O_h, O_w), G)`` where ``x``
     is ``[N, C, H, W]`` (a ``[C, H, W]`` input gains a batch axis, as in torch).
     """
-    check_floating(input=input, weight=weight, bias=bias)
+    check_floating(where=where, input=input, weight=weight, bias=bias)
     if input.dim() not in (3, 4):
         raise ValueError(f"input must have rank 4 [N, C, H, W] (or 3 [C, H, W]), got rank {input.dim()}")
     if weight.dim() != 4:
         raise ValueError(f"weight must have rank 4 [C, C'/G, F_h, F_w], got rank {weight.dim()}")
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    stride = pair(stride, "stride S", low=1)
-    padding = pair(padding, "padding P", low=0)
-    output_padding = pair(output_padding, "output_padding", low=0)
-    if isinstance(groups, bool) or not isinstance(groups, int):
-        raise TypeError(f"groups must be an int, got {type(groups).__name__}")
-    if groups < 1:
-        raise ValueError(f"number of groups G must be >= 1, got {groups}")
+    stride = pair(stride, "stride S", where=where, ge=1)
+    padding = pair(padding, "padding P", where=where, ge=0)
+    output_padding = pair(output_padding, "output_padding", where=where, ge=0)
+    groups = check_int(groups, "number of groups G", where=where, ge=1)
     c_in = x.shape[1]
     if weight.shape[0] != c_in:
         raise ValueError(
@@ -179,9 +176,11 @@ def dilate_and_pad(input, kernel_size, *, stride=1, padding=0, output_padding=0)
     Returns:
         ``[..., f(H) + O_h, f(W) + O_w]`` with f(t) = t + (t-1)(S-1) + 2(F-1-P).
     """
-    check_floating(input=input)
-    (fh, fw), (sh, sw) = pair(kernel_size, "kernel_size F", low=1), pair(stride, "stride S", low=1)
-    (ph, pw), (oh, ow) = pair(padding, "padding P", low=0), pair(output_padding, "output_padding", low=0)
+    check_floating(where="dilate_and_pad", input=input)
+    fh, fw = pair(kernel_size, "kernel_size F", where="dilate_and_pad", ge=1)
+    sh, sw = pair(stride, "stride S", where="dilate_and_pad", ge=1)
+    ph, pw = pair(padding, "padding P", where="dilate_and_pad", ge=0)
+    oh, ow = pair(output_padding, "output_padding", where="dilate_and_pad", ge=0)
     h, w = input.shape[-2:]
     # step 1: S-1 zeros between neighbouring pixels
     dilated = input.new_zeros(*input.shape[:-2], (h - 1) * sh + 1, (w - 1) * sw + 1)  # [..., (H-1)S_h+1, (W-1)S_w+1]
@@ -204,11 +203,10 @@ def flip_weight(weight, groups=1):
     Returns:
         Filters ``[C', C/G, F_h, F_w]`` for :func:`~visarch.functional.conv.conv2d`.
     """
-    check_floating(weight=weight)
+    check_floating(where="flip_weight", weight=weight)
     if weight.dim() != 4:
         raise ValueError(f"weight must have rank 4 [C, C'/G, F_h, F_w], got rank {weight.dim()}")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"number of groups G must be a positive int, got {groups!r}")
+    check_int(groups, "number of groups G", where="flip_weight", ge=1)
     c_in, c_out_per_group, fh, fw = weight.shape
     if c_in % groups:
         raise ValueError(f"input channels C={c_in} are not divisible by groups G={groups}")
@@ -313,7 +311,7 @@ def conv_transpose2d(input, weight, bias=None, *, stride=1, padding=0, output_pa
         :func:`~visarch.functional.transposed.conv_transpose_output_size`.
     """
     x, unbatched, stride, padding, output_padding, groups = _check_conv_transpose2d(
-        input, weight, bias, stride, padding, output_padding, groups)
+        input, weight, bias, stride, padding, output_padding, groups, where="conv_transpose2d")
     if method == "subpixel":
         y = conv_transpose2d_subpixel(x, weight, stride, padding, output_padding, groups)  # [N, C', H', W']
         if bias is not None:

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image, check_positive_int, check_probability
+from visarch.checks import check_int, check_ints, check_real
+from visarch.models.layers import check_image
 from visarch.models.registry import register
 
 __all__ = ["AlexNet", "AlexNetConfig", "MIN_SIZE"]
@@ -56,11 +57,9 @@ class AlexNetConfig:
 
     def __post_init__(self):
         for name in ("in_channels", "num_classes", "hidden"):
-            check_positive_int(name, getattr(self, name))
-        if len(self.channels) != 5 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
-                                          for c in self.channels):
-            raise ValueError(f"channels must be five positive ints, one per convolution, got {self.channels!r}")
-        check_probability("dropout probability", self.dropout)
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
+        check_ints(self.channels, "channels (one per convolution)", where=type(self).__name__, ge=1, length=5)
+        check_real(self.dropout, "dropout probability", where=type(self).__name__, ge=0, lt=1)
 
 
 class AlexNet(nn.Module):

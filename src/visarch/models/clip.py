@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visarch.models.layers import check_positive, check_positive_int
+from visarch.checks import check_int, check_real
 from visarch.models.registry import register
 from visarch.models.vit import EncoderBlock, ViT, ViTConfig
 from visarch.nn.transformer import causal_mask
@@ -82,7 +82,7 @@ class CLIPConfig:
         for name in ("embed_dim", "image_size", "in_channels", "patch_size", "vision_width", "vision_layers",
                      "vision_heads", "context_length", "vocab_size", "text_width", "text_layers", "text_heads",
                      "mlp_ratio"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
         if self.image_size % self.patch_size:
             raise ValueError(f"image size {self.image_size} is not divisible by the patch size {self.patch_size}")
         for width, heads, what in ((self.vision_width, self.vision_heads, "image"),
@@ -93,7 +93,7 @@ class CLIPConfig:
             raise ValueError(f"vocab_size must be >= 3 (padding, start and end of text), got {self.vocab_size}")
         if self.context_length < 2:
             raise ValueError(f"context_length must be >= 2 (start and end of text), got {self.context_length}")
-        check_positive("temperature tau", self.init_temperature)
+        check_real(self.init_temperature, "temperature tau", where=type(self).__name__, gt=0)
         if not isinstance(self.max_logit_scale, (int, float)) or not self.max_logit_scale >= 1 / self.init_temperature:
             raise ValueError(f"max_logit_scale must be >= 1 / tau = {1 / self.init_temperature:.4g}, "
                              f"got {self.max_logit_scale!r}")

@@ -46,7 +46,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import StochasticDepth, check_image, check_positive, check_positive_int, check_probability
+from visarch.checks import check_int, check_real
+from visarch.models.layers import StochasticDepth, check_image
 from visarch.models.registry import register
 
 __all__ = ["MODERNISATION", "ConvNeXt", "ConvNeXtBlock", "ConvNeXtConfig", "LayerNorm2d", "modernisation_configs"]
@@ -92,23 +93,23 @@ class ConvNeXtConfig:
             raise ValueError(f"depths and widths must be non-empty and name the same stages, got {self.depths!r} "
                              f"and {self.widths!r}")
         for i, (d, w) in enumerate(zip(self.depths, self.widths, strict=True)):
-            check_positive_int(f"depth of stage {i + 1}", d)
-            check_positive_int(f"width C_{i + 1}", w)
-        check_positive("hidden ratio", self.hidden_ratio)
+            check_int(d, f"depth of stage {i + 1}", where=type(self).__name__, ge=1)
+            check_int(w, f"width C_{i + 1}", where=type(self).__name__, ge=1)
+        check_real(self.hidden_ratio, "hidden ratio", where=type(self).__name__, gt=0)
         for i, w in enumerate(self.widths):
             if (w * self.hidden_ratio) % 1:
                 raise ValueError(f"hidden ratio {self.hidden_ratio} times width C_{i + 1} = {w} is not a whole number "
                                  "of channels")
-        check_positive_int("kernel size K", self.kernel_size)
+        check_int(self.kernel_size, "kernel size K", where=type(self).__name__, ge=1)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel size K must be odd so that the filter has a centre, got {self.kernel_size}")
         for name in ("stem_width", "in_channels", "num_classes"):
             if getattr(self, name) is not None:
-                check_positive_int(name, getattr(self, name))
+                check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
         if self.layer_scale is not None:
-            check_positive("layer scale gamma init", self.layer_scale)
-        check_probability("drop path rate", self.drop_path)
-        check_positive("layer norm eps", self.eps)
+            check_real(self.layer_scale, "layer scale gamma init", where=type(self).__name__, gt=0)
+        check_real(self.drop_path, "drop path rate", where=type(self).__name__, ge=0, lt=1)
+        check_real(self.eps, "layer norm eps", where=type(self).__name__, gt=0)
 
     def hidden(self, width: int) -> int:
         """Channels between the two 1x1 layers of a block of width ``width``."""

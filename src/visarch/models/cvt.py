@@ -58,7 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visarch.models.layers import check_image, check_positive, check_positive_int
+from visarch.checks import check_int, check_real
+from visarch.models.layers import check_image
 from visarch.models.registry import register
 
 __all__ = ["CvT", "CvTBlock", "CvTConfig", "CvTStage", "ConvAttention", "ConvEmbedding", "ConvProjection"]
@@ -89,15 +90,15 @@ class CvTConfig:
 
     def __post_init__(self):
         for name in ("qkv_kernel", "kv_stride", "in_channels", "num_classes", "image_size"):
-            check_positive_int(name, getattr(self, name))
-        check_positive("mlp_ratio", self.mlp_ratio)
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
+        check_real(self.mlp_ratio, "mlp_ratio", where=type(self).__name__, gt=0)
         lengths = {name: len(getattr(self, name)) for name in _STAGE_FIELDS}
         if len(set(lengths.values())) != 1 or not self.dims:
             raise ValueError(f"dims, depths, heads and the embedding kernels, strides and paddings must name the "
                              f"same (non-zero) number of stages, got {lengths}")
         for i in range(len(self.dims)):
             for name in _STAGE_FIELDS[:-1]:
-                check_positive_int(f"{name} of stage {i + 1}", getattr(self, name)[i])
+                check_int(getattr(self, name)[i], f"{name} of stage {i + 1}", where=type(self).__name__, ge=1)
             padding = self.embed_paddings[i]
             if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
                 raise ValueError(f"embed_paddings of stage {i + 1} must be an int >= 0, got {padding!r}")

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image, check_positive_int
+from visarch.checks import check_int, check_ints, check_real
+from visarch.models.layers import check_image
 from visarch.models.registry import register
 
 __all__ = ["DenseBlock", "DenseLayer", "DenseNet", "DenseNetConfig", "Transition"]
@@ -66,13 +67,9 @@ class DenseNetConfig:
 
     def __post_init__(self):
         for name in ("growth_rate", "init_features", "bottleneck", "in_channels", "num_classes"):
-            check_positive_int(name, getattr(self, name))
-        if not self.blocks or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in self.blocks):
-            raise ValueError(f"blocks must be a non-empty tuple of positive ints (layers per dense block), "
-                             f"got {self.blocks!r}")
-        theta = self.compression
-        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not 0 < theta <= 1:
-            raise ValueError(f"compression factor theta must be in (0, 1], got {theta!r}")
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
+        check_ints(self.blocks, "blocks (layers per dense block)", where=type(self).__name__, ge=1)
+        theta = check_real(self.compression, "compression factor theta", where=type(self).__name__, gt=0, le=1)
         for m in self.block_outputs()[:-1]:
             if int(theta * m) < 1:
                 raise ValueError(f"compression theta={theta} leaves no channel of a transition's {m} inputs")

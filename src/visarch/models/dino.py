@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_positive
+from visarch.checks import check_int, check_real
 
 __all__ = ["DINOConfig", "DINOLoss", "ema_update", "entropy"]
 
@@ -44,10 +44,9 @@ class DINOConfig:
     teacher_momentum: float = 0.996  #: lambda, of the EMA that moves the teacher's weights
 
     def __post_init__(self):
-        if isinstance(self.out_dim, bool) or not isinstance(self.out_dim, int) or self.out_dim < 2:
-            raise ValueError(f"output dimension K must be an integer >= 2, got {self.out_dim!r}")
-        check_positive("student temperature tau_s", self.student_temp)
-        check_positive("teacher temperature tau_t", self.teacher_temp)
+        check_int(self.out_dim, "output dimension K", where=type(self).__name__, ge=2)
+        check_real(self.student_temp, "student temperature tau_s", where=type(self).__name__, gt=0)
+        check_real(self.teacher_temp, "teacher temperature tau_t", where=type(self).__name__, gt=0)
         for name, value in (("center momentum m", self.center_momentum),
                             ("teacher momentum lambda", self.teacher_momentum)):
             if not 0 <= value < 1:

@@ -48,16 +48,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import (
-    SqueezeExcitation,
-    StochasticDepth,
-    check_image,
-    check_positive,
-    check_positive_int,
-    check_probability,
-    conv_bn_act,
-    make_divisible,
-)
+from visarch.checks import check_int, check_real
+from visarch.models.layers import SqueezeExcitation, StochasticDepth, check_image, conv_bn_act, make_divisible
 from visarch.models.registry import register
 
 __all__ = ["B0_STAGES", "EfficientNet", "EfficientNetConfig", "MBConv", "StochasticDepth"]
@@ -88,14 +80,14 @@ class EfficientNetConfig:
     num_classes: int = 1000  #: outputs of the final linear layer (ImageNet)
 
     def __post_init__(self):
-        check_positive("width multiplier w", self.width_mult)
-        check_positive("depth multiplier d", self.depth_mult)
+        check_real(self.width_mult, "width multiplier w", where=type(self).__name__, gt=0)
+        check_real(self.depth_mult, "depth multiplier d", where=type(self).__name__, gt=0)
         for name in ("resolution", "head_channels", "in_channels", "num_classes"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
         if self.resolution < TOTAL_STRIDE:
             raise ValueError(f"resolution {self.resolution} is smaller than the network's total stride {TOTAL_STRIDE}")
         for name in ("dropout", "stochastic_depth"):
-            check_probability(f"{name} probability", getattr(self, name))
+            check_real(getattr(self, name), f"{name} probability", where=type(self).__name__, ge=0, lt=1)
         if not self.stages:
             raise ValueError("stages must list at least one row (t, k, s, C_in, C_out, L)")
         previous = None

@@ -42,7 +42,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from visarch.models.layers import check_image, check_positive_int
+from visarch.checks import check_int
+from visarch.models.layers import check_image
 
 __all__ = ["FCN", "bilinear_kernel", "convolutionalize", "upsampling_geometry"]
 
@@ -61,7 +62,7 @@ def upsampling_geometry(factor: int) -> tuple[int, int, int]:
     Returns:
         ``(kernel, stride, padding)``.
     """
-    check_positive_int("upsampling factor f", factor)
+    check_int(factor, "upsampling factor f", where="upsampling_geometry", ge=1)
     return 2 * factor - factor % 2, factor, factor // 2  # f // 2 = ceil((f - 1) / 2)
 
 
@@ -78,7 +79,7 @@ def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
         The weight ``[channels, channels, K, K]``, with K from
         :func:`~visarch.models.fcn.upsampling_geometry`.
     """
-    check_positive_int("channels", channels)
+    check_int(channels, "channels", where="bilinear_kernel", ge=1)
     kernel, _, _ = upsampling_geometry(factor)
     centre = (kernel - 1) / 2
     h = 1 - (torch.arange(kernel, dtype=torch.float32) - centre).abs() / factor  # the 1D hat, [K]
@@ -109,7 +110,7 @@ def convolutionalize(classifier: nn.Module, feature_shape: tuple[int, int, int],
     if len(feature_shape) != 3:
         raise ValueError(f"feature_shape must be (C, H, W), got {feature_shape!r}")
     for name, value in zip(("C", "H", "W"), feature_shape, strict=True):
-        check_positive_int(f"feature map {name}", value)
+        check_int(value, f"feature map {name}", where="convolutionalize", ge=1)
     c, h, w = feature_shape
     if same and (h % 2 == 0 or w % 2 == 0):
         raise ValueError(f"same padding needs an odd kernel, got the feature map {h}x{w}")
@@ -176,7 +177,7 @@ class FCN(nn.Module):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-        check_positive_int("num_classes", num_classes)
+        check_int(num_classes, "num_classes", where=type(self).__name__, ge=1)
         pools = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
         if len(pools) != 5:
             raise ValueError(f"the backbone must downsample by 32 through five max pools, found {len(pools)}")

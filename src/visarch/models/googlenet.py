@@ -43,7 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visarch.models.layers import check_image, check_positive_int, check_probability, conv_bn_act
+from visarch.checks import check_int, check_real
+from visarch.models.layers import check_image, conv_bn_act
 from visarch.models.registry import register
 
 __all__ = ["AuxiliaryHead", "GoogLeNet", "GoogLeNetConfig", "INCEPTION_MODULES", "Inception", "googlenet_loss"]
@@ -81,12 +82,12 @@ class GoogLeNetConfig:
 
     def __post_init__(self):
         for name in ("in_channels", "num_classes"):
-            check_positive_int(name, getattr(self, name))
-        if isinstance(self.kernel_5x5, bool) or not isinstance(self.kernel_5x5, int) or self.kernel_5x5 < 1 \
-                or self.kernel_5x5 % 2 == 0:
-            raise ValueError(f"kernel_5x5 must be a positive odd int (a same-padded filter), got {self.kernel_5x5!r}")
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
+        if check_int(self.kernel_5x5, "kernel_5x5", where=type(self).__name__, ge=1) % 2 == 0:
+            raise ValueError(f"{type(self).__name__}: kernel_5x5 must be odd (a same-padded filter), "
+                             f"got {self.kernel_5x5}")
         for name in ("dropout", "aux_dropout"):
-            check_probability(f"{name} probability", getattr(self, name))
+            check_real(getattr(self, name), f"{name} probability", where=type(self).__name__, ge=0, lt=1)
         if not self.eps > 0:
             raise ValueError(f"batch-norm eps must be > 0, got {self.eps!r}")
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visarch.models.layers import check_positive
+from visarch.checks import check_real
 
 __all__ = ["InceptionResNetA", "InceptionResNetB", "InceptionResNetC", "ReductionA", "ReductionB", "basic_conv"]
 
@@ -60,7 +60,7 @@ class _ResidualInception(nn.Module):
 
     def __init__(self, channels: int, branches: list[nn.Module], concat: int, scale: float):
         super().__init__()
-        check_positive("residual scale", scale)
+        check_real(scale, "residual scale", where=type(self).__name__, gt=0)
         self.scale = scale
         self.branches = nn.ModuleList(branches)
         self.linear = nn.Conv2d(concat, channels, 1)  # back to the input's width, no activation ("Linear")

@@ -35,17 +35,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visarch.models.layers import check_positive_int, check_probability
+from visarch.checks import check_int, check_real
 
 __all__ = ["DecomposedLargeKernelConv", "ReparamLargeKernelConv", "fuse_conv_bn", "pad_kernel"]
 
 
-def _check_kernels(large: int, small: int | None) -> None:
-    check_positive_int("large kernel size K", large)
+def _check_kernels(large: int, small: int | None, *, where) -> None:
+    check_int(large, "large kernel size K", where=where, ge=1)
     if large % 2 == 0:
         raise ValueError(f"large kernel size K must be odd (its centre aligns the branches), got {large}")
     if small is not None:
-        check_positive_int("small kernel size k", small)
+        check_int(small, "small kernel size k", where=where, ge=1)
         if small % 2 == 0:
             raise ValueError(f"small kernel size k must be odd (its centre aligns the branches), got {small}")
         if small > large:
@@ -97,8 +97,8 @@ class _Branched(nn.Module):
 
     def __init__(self, channels: int, kernels: list[tuple[int, int]], stride: int, large: int):
         super().__init__()
-        check_positive_int("channels C", channels)
-        check_positive_int("stride S", stride)
+        check_int(channels, "channels C", where=type(self).__name__, ge=1)
+        check_int(stride, "stride S", where=type(self).__name__, ge=1)
         self.channels, self.stride, self.large = channels, stride, large
         self.branches = nn.ModuleList(_branch(channels, k, stride) for k in kernels)
         self.fused: nn.Conv2d | None = None
@@ -148,7 +148,7 @@ class ReparamLargeKernelConv(_Branched):
     """
 
     def __init__(self, channels: int, *, kernel_size: int = 31, small_kernel: int | None = 5, stride: int = 1):
-        _check_kernels(kernel_size, small_kernel)
+        _check_kernels(kernel_size, small_kernel, where=type(self).__name__)
         kernels = [(kernel_size, kernel_size)] + ([] if small_kernel is None else [(small_kernel, small_kernel)])
         super().__init__(channels, kernels, stride, kernel_size)
 
@@ -173,11 +173,11 @@ class DecomposedLargeKernelConv(_Branched):
 
     def __init__(self, channels: int, *, kernel_size: int = 51, short: int = 5, small_kernel: int | None = 5,
                  stride: int = 1, sparsity: float = 0.0, generator: torch.Generator | None = None):
-        _check_kernels(kernel_size, small_kernel)
-        check_positive_int("short side N", short)
+        _check_kernels(kernel_size, small_kernel, where=type(self).__name__)
+        check_int(short, "short side N", where=type(self).__name__, ge=1)
         if short % 2 == 0 or short > kernel_size:
             raise ValueError(f"short side N must be odd and at most K = {kernel_size}, got {short}")
-        check_probability("sparsity s", sparsity)
+        check_real(sparsity, "sparsity s", where=type(self).__name__, ge=0, lt=1)
         kernels = [(kernel_size, short), (short, kernel_size)]
         kernels += [] if small_kernel is None else [(small_kernel, small_kernel)]
         super().__init__(channels, kernels, stride, kernel_size)

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image, check_positive_int
+from visarch.checks import check_int, check_ints
+from visarch.models.layers import check_image
 from visarch.models.registry import register
 
 __all__ = ["LeNet5", "LeNet5Config"]
@@ -53,10 +54,8 @@ class LeNet5Config:
 
     def __post_init__(self):
         for name in ("in_channels", "num_classes", "hidden"):
-            check_positive_int(name, getattr(self, name))
-        if len(self.channels) != 3 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
-                                          for c in self.channels):
-            raise ValueError(f"channels must be three positive ints (C1, C3, C5), got {self.channels!r}")
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
+        check_ints(self.channels, "channels (C1, C3, C5)", where=type(self).__name__, ge=1, length=3)
 
 
 class LeNet5(nn.Module):

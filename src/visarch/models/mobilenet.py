@@ -58,14 +58,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import (
-    check_image,
-    check_positive,
-    check_positive_int,
-    check_probability,
-    conv_bn_act,
-    make_divisible,
-)
+from visarch.checks import check_int, check_real
+from visarch.models.layers import check_image, conv_bn_act, make_divisible
 from visarch.models.registry import register
 
 __all__ = ["DepthwiseSeparable", "InvertedResidual", "MobileNetV1", "MobileNetV1Config", "MobileNetV2",
@@ -95,9 +89,9 @@ class MobileNetV1Config:
     num_classes: int = 1000  #: outputs of the final linear layer (ImageNet)
 
     def __post_init__(self):
-        check_positive("width multiplier alpha", self.alpha)
+        check_real(self.alpha, "width multiplier alpha", where=type(self).__name__, gt=0)
         for name in ("min_channels", "in_channels", "num_classes"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
 
     def channels(self, c: int) -> int:
         """The width of a layer that has ``c`` channels at alpha = 1."""
@@ -170,9 +164,9 @@ class MobileNetV2Config:
     num_classes: int = 1000  #: outputs of the final linear layer (ImageNet)
 
     def __post_init__(self):
-        check_positive("width multiplier", self.width_mult)
+        check_real(self.width_mult, "width multiplier", where=type(self).__name__, gt=0)
         for name in ("stem_channels", "last_channels", "round_to"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
         if not self.setting:
             raise ValueError("setting must list at least one row (t, c, n, s)")
         for row in self.setting:
@@ -183,9 +177,9 @@ class MobileNetV2Config:
                 raise ValueError(f"expansion factor t, channels c and repeats n must be >= 1, got {row!r}")
             if s not in (1, 2):
                 raise ValueError(f"stride s must be 1 or 2, got {s} in row {row!r}")
-        check_probability("dropout probability", self.dropout)
+        check_real(self.dropout, "dropout probability", where=type(self).__name__, ge=0, lt=1)
         for name in ("in_channels", "num_classes"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
 
     def channels(self, c: int) -> int:
         """The width of a layer that has ``c`` channels at width multiplier 1."""

@@ -57,15 +57,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import (
-    SqueezeExcitation,
-    check_image,
-    check_positive,
-    check_positive_int,
-    check_probability,
-    conv_bn_act,
-    make_divisible,
-)
+from visarch.checks import check_int, check_real
+from visarch.models.layers import SqueezeExcitation, check_image, conv_bn_act, make_divisible
 from visarch.models.registry import register
 
 __all__ = ["AnyNet", "AnyNetConfig", "RegNetConfig", "XBlock", "adjust_widths_to_groups", "block_widths",
@@ -74,16 +67,14 @@ __all__ = ["AnyNet", "AnyNetConfig", "RegNetConfig", "XBlock", "adjust_widths_to
 _ROUNDINGS = ("make_divisible", "half_even")
 
 
-def _check_rule(depth, w_0, w_a, w_m, q) -> None:
-    check_positive_int("depth d", depth)
-    check_positive_int("quantum q", q)
-    check_positive("initial width w_0", w_0)
+def _check_rule(depth, w_0, w_a, w_m, q, *, where) -> None:
+    check_int(depth, "depth d", where=where, ge=1)
+    check_int(q, "quantum q", where=where, ge=1)
+    check_real(w_0, "initial width w_0", where=where, gt=0)
     if w_0 % q:
         raise ValueError(f"initial width w_0={w_0} must be a multiple of q={q}")
-    if isinstance(w_a, bool) or not isinstance(w_a, (int, float)) or not w_a >= 0:
-        raise ValueError(f"slope w_a must be >= 0, got {w_a!r}")
-    if isinstance(w_m, bool) or not isinstance(w_m, (int, float)) or not w_m > 1:
-        raise ValueError(f"width multiplier w_m must be > 1, got {w_m!r}")
+    check_real(w_a, "slope w_a", where=where, ge=0)
+    check_real(w_m, "width multiplier w_m", where=where, gt=1)
 
 
 def block_widths(depth: int, w_0: float, w_a: float, w_m: float, q: int = 8) -> tuple[list[float], list[int]]:
@@ -99,7 +90,7 @@ def block_widths(depth: int, w_0: float, w_a: float, w_m: float, q: int = 8) -> 
     Returns:
         ``(u, w)``: two lists of ``depth`` numbers, the line and the quantised widths (ints).
     """
-    _check_rule(depth, w_0, w_a, w_m, q)
+    _check_rule(depth, w_0, w_a, w_m, q, where="block_widths")
     line = [w_0 + w_a * j for j in range(depth)]
     steps = [round(math.log(u / w_0) / math.log(w_m)) for u in line]  # s_j
     return line, [int(round(w_0 * w_m**s / q)) * q for s in steps]
@@ -177,11 +168,11 @@ class AnyNetConfig:
                 raise ValueError(f"{name} must be a non-empty tuple with one entry per stage "
                                  f"({stages} stages from depths), got {value!r}")
         for i in range(stages):
-            check_positive_int(f"depth d_{i + 1}", self.depths[i])
-            check_positive_int(f"width w_{i + 1}", self.widths[i])
-            check_positive_int(f"group width g_{i + 1}", self.group_widths[i])
-            check_positive_int(f"stride of stage {i + 1}", self.strides[i])
-            check_positive(f"bottleneck ratio b_{i + 1}", self.bottleneck_ratios[i])
+            check_int(self.depths[i], f"depth d_{i + 1}", where=type(self).__name__, ge=1)
+            check_int(self.widths[i], f"width w_{i + 1}", where=type(self).__name__, ge=1)
+            check_int(self.group_widths[i], f"group width g_{i + 1}", where=type(self).__name__, ge=1)
+            check_int(self.strides[i], f"stride of stage {i + 1}", where=type(self).__name__, ge=1)
+            check_real(self.bottleneck_ratios[i], f"bottleneck ratio b_{i + 1}", where=type(self).__name__, gt=0)
             w_b = self.widths[i] / self.bottleneck_ratios[i]
             if w_b != int(w_b):
                 raise ValueError(f"bottleneck ratio b_{i + 1}={self.bottleneck_ratios[i]} does not divide "
@@ -189,9 +180,9 @@ class AnyNetConfig:
             if int(w_b) % self.group_widths[i]:
                 raise ValueError(f"group width g_{i + 1}={self.group_widths[i]} does not divide the bottleneck "
                                  f"width w_b={int(w_b)} of stage {i + 1}")
-        check_probability("se_ratio", self.se_ratio)
+        check_real(self.se_ratio, "se_ratio", where=type(self).__name__, ge=0, lt=1)
         for name in ("stem_width", "stem_stride", "in_channels", "num_classes"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
 
     @property
     def total_stride(self) -> int:
@@ -222,12 +213,12 @@ class RegNetConfig:
     num_classes: int = 1000  #: ImageNet
 
     def __post_init__(self):
-        _check_rule(self.depth, self.w_0, self.w_a, self.w_m, self.q)
-        check_positive_int("group width g", self.group_width)
-        check_positive("bottleneck ratio b", self.bottleneck_ratio)
+        _check_rule(self.depth, self.w_0, self.w_a, self.w_m, self.q, where=type(self).__name__)
+        check_int(self.group_width, "group width g", where=type(self).__name__, ge=1)
+        check_real(self.bottleneck_ratio, "bottleneck ratio b", where=type(self).__name__, gt=0)
         if self.group_rounding not in _ROUNDINGS:
             raise ValueError(f"group_rounding must be one of {_ROUNDINGS}, got {self.group_rounding!r}")
-        check_positive_int("stage_stride", self.stage_stride)
+        check_int(self.stage_stride, "stage_stride", where=type(self).__name__, ge=1)
         self.anynet()  # validates the stages the rule produces
 
     def anynet(self) -> AnyNetConfig:

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import SqueezeExcitation, check_divisible, check_image, check_positive_int
+from visarch.checks import check_int
+from visarch.models.layers import SqueezeExcitation, check_image
 from visarch.models.registry import register
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResNetConfig"]
@@ -70,7 +71,7 @@ class ResNetConfig:
         if self.block not in ("bottleneck", "basic"):
             raise ValueError(f"block must be 'bottleneck' or 'basic', got {self.block!r}")
         for name in ("width", "in_channels", "expansion", "groups"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
         for name in ("num_classes", "bottleneck_width", "se_reduction"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -78,7 +79,10 @@ class ResNetConfig:
         if self.block == "basic" and (self.groups, self.se_reduction, self.bottleneck_width) != (1, None, None):
             raise ValueError("the basic block has no grouped, wide-bottleneck or squeeze-and-excitation variant here: "
                              "groups must be 1, bottleneck_width and se_reduction None")
-        check_divisible(self.bottleneck_width or self.width, self.groups, "the first stack's 3x3 convolution")
+        first = self.bottleneck_width or self.width
+        if first % self.groups:  # the first stack's grouped 3x3 convolution splits its channels into the groups
+            raise ValueError(f"{type(self).__name__}: groups must divide the first stack's 3x3 convolution's {first} "
+                             f"channels, got {self.groups}")
         if self.se_reduction is not None and self.expansion * self.width < self.se_reduction:
             raise ValueError(f"se_reduction r={self.se_reduction} exceeds the first stack's "
                              f"{self.expansion * self.width} output channels")

@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image, check_positive, check_positive_int
+from visarch.checks import check_int, check_real
+from visarch.models.layers import check_image
 from visarch.models.registry import register
 
 __all__ = ["PatchMerging", "Swin", "SwinBlock", "SwinConfig", "WindowAttention", "relative_position_index",
@@ -71,14 +72,14 @@ class SwinConfig:
 
     def __post_init__(self):
         for name in ("patch_size", "in_channels", "embed_dim", "window_size", "num_classes"):
-            check_positive_int(name, getattr(self, name))
-        check_positive("mlp_ratio", self.mlp_ratio)
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
+        check_real(self.mlp_ratio, "mlp_ratio", where=type(self).__name__, gt=0)
         if not self.depths or len(self.depths) != len(self.heads):
             raise ValueError(f"depths {self.depths} and heads {self.heads} must name the same (non-zero) "
                              "number of stages")
         for i, (d, k) in enumerate(zip(self.depths, self.heads, strict=True)):
-            check_positive_int(f"depth of stage {i + 1}", d)
-            check_positive_int(f"heads of stage {i + 1}", k)
+            check_int(d, f"depth of stage {i + 1}", where=type(self).__name__, ge=1)
+            check_int(k, f"heads of stage {i + 1}", where=type(self).__name__, ge=1)
             if self.width(i) % k:
                 raise ValueError(f"stage {i + 1}: {k} heads do not divide the token width {self.width(i)}")
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visarch.models.layers import check_positive_int, check_probability
+from visarch.checks import check_int, check_real
 from visarch.models.registry import register
 from visarch.nn import MultiHeadSelfAttention2d
 
@@ -65,11 +65,11 @@ class UNetConfig:
             raise ValueError(f"channels and attention need one entry per resolution, got {len(self.channels)} "
                              f"and {len(self.attention)}")
         for name in ("in_channels", "base_channels", "blocks", "embed_dim", "groups", "heads"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
         for c in (self.base_channels, *self.channels):
             if c % self.groups:
                 raise ValueError(f"{c} channels are not divisible by the {self.groups} groups of GroupNorm")
-        check_probability("dropout", self.dropout)
+        check_real(self.dropout, "dropout", where=type(self).__name__, ge=0, lt=1)
 
 
 class ResBlockU(nn.Module):

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image, check_positive_int, check_probability
+from visarch.checks import check_int, check_real
+from visarch.models.layers import check_image
 from visarch.models.registry import register
 
 __all__ = ["LRN", "VGG", "VGGConfig", "VGG_CONFIGURATIONS"]
@@ -74,8 +75,8 @@ class VGGConfig:
             raise ValueError(f"configuration must be a column of table 1 ({', '.join(VGG_CONFIGURATIONS)}), "
                              f"got {self.configuration!r}")
         for name in ("in_channels", "num_classes", "hidden", "pooled"):
-            check_positive_int(name, getattr(self, name))
-        check_probability("dropout ratio", self.dropout)
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
+        check_real(self.dropout, "dropout ratio", where=type(self).__name__, ge=0, lt=1)
 
 
 class VGG(nn.Module):

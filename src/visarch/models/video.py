@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visarch.models.layers import check_positive_int
+from visarch.checks import check_int, check_ints
 from visarch.models.registry import register
 
 __all__ = ["C3DBlock", "InflatedConv3d", "LateralConnection", "R2Plus1DBlock", "SlowFastStem", "VideoNet",
@@ -91,8 +91,8 @@ class C3DBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, *, time: int = 3, size: int = 3, batch_norm: bool = True,
                  pool: tuple[int, int, int] | None = (1, 2, 2)):
         super().__init__()
-        check_positive_int("temporal kernel size t", time)
-        check_positive_int("spatial kernel size d", size)
+        check_int(time, "temporal kernel size t", where=type(self).__name__, ge=1)
+        check_int(size, "spatial kernel size d", where=type(self).__name__, ge=1)
         # bias only without batch norm, whose shift would cancel it
         self.conv = nn.Conv3d(c_in, c_out, (time, size, size), padding=(time // 2, size // 2, size // 2),
                               bias=not batch_norm)
@@ -120,7 +120,7 @@ def r2plus1d_mid_channels(time: int, size: int, c_in: int, c_out: int) -> int:
     """
     for name, value in (("temporal kernel size t", time), ("spatial kernel size d", size),
                         ("input channels N_{i-1}", c_in), ("output channels N_i", c_out)):
-        check_positive_int(name, value)
+        check_int(value, name, where="r2plus1d_mid_channels", ge=1)
     return time * size * size * c_in * c_out // (size * size * c_in + time * c_out)
 
 
@@ -208,8 +208,8 @@ def inflate_conv2d(conv: nn.Conv2d, time: int, *, time_stride: int = 1,
     """
     if not isinstance(conv, nn.Conv2d):
         raise TypeError(f"inflate_conv2d needs an nn.Conv2d, got {type(conv).__name__}")
-    check_positive_int("inflated time extent T", time)
-    check_positive_int("temporal stride", time_stride)
+    check_int(time, "inflated time extent T", where="inflate_conv2d", ge=1)
+    check_int(time_stride, "temporal stride", where="inflate_conv2d", ge=1)
     if time_padding not in ("replicate", "zeros"):
         raise ValueError(f"time_padding must be 'replicate' or 'zeros', got {time_padding!r}")
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
@@ -282,7 +282,7 @@ def inflate(model_2d: nn.Module, time: int, *, time_padding: str = "replicate") 
     Returns:
         The inflated copy, which takes ``[B, C, T, H, W]`` where ``model_2d`` took ``[B, C, H, W]``.
     """
-    check_positive_int("inflated time extent T", time)
+    check_int(time, "inflated time extent T", where="inflate", ge=1)
     if time_padding not in ("replicate", "zeros"):
         raise ValueError(f"time_padding must be 'replicate' or 'zeros', got {time_padding!r}")
     return _inflate_module(copy.deepcopy(model_2d), time, time_padding)
@@ -301,8 +301,8 @@ def slowfast_frames(clip: torch.Tensor, *, tau: int, alpha: int) -> tuple[torch.
     Returns:
         ``(slow, fast)``: ``[B, C, L / tau, H, W]`` and ``[B, C, alpha L / tau, H, W]``.
     """
-    check_positive_int("Slow pathway stride tau", tau)
-    check_positive_int("frame-rate ratio alpha", alpha)
+    check_int(tau, "Slow pathway stride tau", where="slowfast_frames", ge=1)
+    check_int(alpha, "frame-rate ratio alpha", where="slowfast_frames", ge=1)
     if tau % alpha:
         raise ValueError(f"alpha={alpha} does not divide tau={tau}: the Fast pathway's stride tau/alpha "
                          "must be a whole number of frames")
@@ -326,8 +326,8 @@ class LateralConnection(nn.Module):
 
     def __init__(self, fast_channels: int, *, alpha: int, kernel_time: int = 5):
         super().__init__()
-        check_positive_int("Fast pathway channels beta C", fast_channels)
-        check_positive_int("frame-rate ratio alpha", alpha)
+        check_int(fast_channels, "Fast pathway channels beta C", where=type(self).__name__, ge=1)
+        check_int(alpha, "frame-rate ratio alpha", where=type(self).__name__, ge=1)
         self.alpha = alpha
         self.conv = nn.Conv3d(fast_channels, 2 * fast_channels, (kernel_time, 1, 1), stride=(alpha, 1, 1),
                               padding=(kernel_time // 2, 0, 0), bias=False)
@@ -358,8 +358,8 @@ class SlowFastStem(nn.Module):
 
     def __init__(self, *, channels: int = 64, alpha: int = 8, beta_inv: int = 8, tau: int = 16):
         super().__init__()
-        check_positive_int("Slow pathway channels C", channels)
-        check_positive_int("1/beta", beta_inv)
+        check_int(channels, "Slow pathway channels C", where=type(self).__name__, ge=1)
+        check_int(beta_inv, "1/beta", where=type(self).__name__, ge=1)
         if channels % beta_inv:
             raise ValueError(f"1/beta={beta_inv} does not divide the Slow pathway's C={channels} channels")
         if tau % alpha:
@@ -398,10 +398,9 @@ class VideoNetConfig:
     def __post_init__(self):
         if self.block not in ("c3d", "r2plus1d"):
             raise ValueError(f"block must be 'c3d' or 'r2plus1d', got {self.block!r}")
-        if not self.widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.widths):
-            raise ValueError(f"widths must be a non-empty tuple of positive ints, got {self.widths!r}")
+        check_ints(self.widths, "widths", where=type(self).__name__, ge=1)
         for name in ("time", "in_channels", "num_classes"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
         if self.block == "r2plus1d" and self.time == 1:
             raise ValueError("a (2+1)D block with temporal kernel t=1 is not factorising anything: use block='c3d'")
         if not 0 <= self.pooled_blocks <= len(self.widths):

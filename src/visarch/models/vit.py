@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visarch.models.layers import check_positive_int
+from visarch.checks import check_int
 from visarch.models.registry import register
 from visarch.nn.transformer import sinusoidal_embeddings
 
@@ -63,7 +63,7 @@ class ViTConfig:
 
     def __post_init__(self):
         for name in ("image_size", "patch_size", "in_channels", "dim", "depth", "heads", "mlp_dim", "num_classes"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
         if self.image_size % self.patch_size:
             raise ValueError(f"image size {self.image_size} is not divisible by the patch size {self.patch_size}")
         if self.dim % self.heads:
@@ -201,8 +201,7 @@ def resize_position_embedding(pos_embedding: torch.Tensor, grid: int | tuple[int
     if not isinstance(pos_embedding, torch.Tensor) or pos_embedding.dim() != 3 or pos_embedding.shape[0] != 1:
         shape = tuple(pos_embedding.shape) if isinstance(pos_embedding, torch.Tensor) else type(pos_embedding)
         raise ValueError(f"pos_embedding must be a tensor [1, P + g^2, D], got {shape}")
-    if isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, int) or prefix_tokens < 0:
-        raise ValueError(f"prefix_tokens must be an int >= 0, got {prefix_tokens!r}")
+    check_int(prefix_tokens, "prefix_tokens", where="resize_position_embedding", ge=0)
     if isinstance(grid, int) and not isinstance(grid, bool):
         new = (grid, grid)
     elif isinstance(grid, (tuple, list)) and len(grid) == 2:
@@ -210,7 +209,7 @@ def resize_position_embedding(pos_embedding: torch.Tensor, grid: int | tuple[int
     else:
         raise ValueError(f"grid must be an int or a pair of ints, got {grid!r}")
     for side in new:
-        check_positive_int("grid side", side)
+        check_int(side, "grid side", where="resize_position_embedding", ge=1)
     patches = pos_embedding.shape[1] - prefix_tokens
     g = math.isqrt(max(patches, 0))
     if patches < 1 or g * g != patches:

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.models.layers import check_image, check_positive_int, check_probability
+from visarch.checks import check_int, check_real
+from visarch.models.layers import check_image
 from visarch.models.registry import register
 
 __all__ = ["PreActBlock", "WideResNet", "WideResNetConfig"]
@@ -56,8 +57,8 @@ class WideResNetConfig:
         if not isinstance(self.depth, int) or self.depth < 10 or (self.depth - 4) % 6:
             raise ValueError(f"depth d={self.depth!r} must satisfy d = 6N + 4 with N >= 1 blocks per group")
         for name in ("widen", "num_classes", "in_channels"):
-            check_positive_int(name, getattr(self, name))
-        check_probability("dropout", self.dropout)
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
+        check_real(self.dropout, "dropout", where=type(self).__name__, ge=0, lt=1)
 
 
 class PreActBlock(nn.Module):

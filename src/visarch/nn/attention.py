@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visarch.functional._checks import check_int
+from visarch.checks import check_int
 from visarch.functional.attention import attention_weights, scaled_dot_product_attention
 
 __all__ = ["MultiHeadSelfAttention", "MultiHeadSelfAttention2d"]
@@ -53,13 +53,13 @@ class MultiHeadSelfAttention(nn.Module):
 
     def __init__(self, *, embed_dim: int, num_heads: int, head_dim: int | None = None, bias: bool = True):
         super().__init__()
-        check_int(embed_dim, "embedding dimension D (embed_dim)", low=1)
-        check_int(num_heads, "number of heads K (num_heads)", low=1)
+        check_int(embed_dim, "embedding dimension D (embed_dim)", where=type(self).__name__, ge=1)
+        check_int(num_heads, "number of heads K (num_heads)", where=type(self).__name__, ge=1)
         if head_dim is None:
             if embed_dim % num_heads:
                 raise ValueError(f"number of heads K={num_heads} does not divide embedding dimension D={embed_dim}")
             head_dim = embed_dim // num_heads
-        check_int(head_dim, "head dimension d (head_dim)", low=1)
+        check_int(head_dim, "head dimension d (head_dim)", where=type(self).__name__, ge=1)
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, head_dim
         inner = num_heads * head_dim  # K d
         self.query = nn.Linear(embed_dim, inner, bias=bias)  # [U^{query,1} ... U^{query,K}], transposed

@@ -41,7 +41,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visarch.functional._checks import check_int
+from visarch.checks import check_int
 
 __all__ = ["MODES", "NonLocalBlock", "nonlocal_macs"]
 
@@ -83,10 +83,10 @@ def nonlocal_macs(mode: str, *, in_channels: int, inter_channels: int, positions
         The number of multiply-accumulates for one feature map (one entry of the batch).
     """
     _check_mode(mode)
-    c = check_int(in_channels, "input channels C (in_channels)", low=1)
-    ci = check_int(inter_channels, "bottleneck channels C' (inter_channels)", low=1)
-    n = check_int(positions, "positions N", low=1)
-    m = check_int(keys, "keys M", low=1)
+    c = check_int(in_channels, "input channels C (in_channels)", where="nonlocal_macs", ge=1)
+    ci = check_int(inter_channels, "bottleneck channels C' (inter_channels)", where="nonlocal_macs", ge=1)
+    n = check_int(positions, "positions N", where="nonlocal_macs", ge=1)
+    m = check_int(keys, "keys M", where="nonlocal_macs", ge=1)
     if mode == "gaussian":
         return 2 * n * c * ci + n * m * c + n * m * ci
     if mode == "concatenation":
@@ -114,10 +114,10 @@ class NonLocalBlock(nn.Module):
     def __init__(self, in_channels: int, *, inter_channels: int | None = None, mode: str = "embedded_gaussian",
                  dims: int = 2, subsample: bool = False, batch_norm: bool = True):
         super().__init__()
-        check_int(in_channels, "input channels C (in_channels)", low=1)
+        check_int(in_channels, "input channels C (in_channels)", where=type(self).__name__, ge=1)
         if inter_channels is None:
             inter_channels = max(1, in_channels // 2)  # the paper's half-width bottleneck
-        check_int(inter_channels, "bottleneck channels C' (inter_channels)", low=1)
+        check_int(inter_channels, "bottleneck channels C' (inter_channels)", where=type(self).__name__, ge=1)
         _check_mode(mode)
         if isinstance(dims, bool) or dims not in (2, 3):
             raise ValueError(f"dims must be 2 (images [B, C, H, W]) or 3 (space-time [B, C, T, H, W]), got {dims!r}")

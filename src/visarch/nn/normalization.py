@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from visarch.checks import check_int, check_real
 from visarch.functional import normalization as N
-from visarch.functional._checks import check_int
 
 __all__ = ["BatchNorm2d", "InstanceNorm2d", "LayerNorm", "GroupNorm"]
 
@@ -21,10 +21,10 @@ class _RunningStatsNorm(nn.Module):
 
     def __init__(self, num_features, *, eps, momentum, affine, track_running_stats):
         super().__init__()
-        check_int(num_features, "num_features C", low=1)
-        N._check_eps(eps)
+        check_int(num_features, "num_features C", where=type(self).__name__, ge=1)
+        check_real(eps, "eps", where=type(self).__name__, gt=0)
         if momentum is not None:
-            N._check_momentum(momentum)
+            check_real(momentum, "momentum", where=type(self).__name__, ge=0, le=1)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
@@ -144,7 +144,7 @@ class LayerNorm(nn.Module):
         if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
             raise ValueError(f"normalized_shape must be a positive int or a non-empty tuple of them, "
                              f"got {normalized_shape!r}")
-        N._check_eps(eps)
+        check_real(eps, "eps", where=type(self).__name__, gt=0)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         self.weight = nn.Parameter(torch.ones(shape)) if elementwise_affine else None
         self.bias = nn.Parameter(torch.zeros(shape)) if elementwise_affine and bias else None
@@ -172,11 +172,11 @@ class GroupNorm(nn.Module):
 
     def __init__(self, num_groups, num_channels, *, eps=N.EPS, affine=True):
         super().__init__()
-        check_int(num_groups, "number of groups G", low=1)
-        check_int(num_channels, "num_channels C", low=1)
+        check_int(num_groups, "number of groups G", where=type(self).__name__, ge=1)
+        check_int(num_channels, "num_channels C", where=type(self).__name__, ge=1)
         if num_channels % num_groups:
             raise ValueError(f"num_channels C={num_channels} is not divisible by num_groups G={num_groups}")
-        N._check_eps(eps)
+        check_real(eps, "eps", where=type(self).__name__, gt=0)
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
         self.weight = nn.Parameter(torch.ones(num_channels)) if affine else None
         self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None

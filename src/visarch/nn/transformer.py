@@ -39,7 +39,7 @@ import math
 import torch
 from torch import nn
 
-from visarch.functional._checks import check_int
+from visarch.checks import check_int
 
 __all__ = ["MultiHeadAttention", "SinusoidalPositionalEncoding", "TransformerDecoderBlock",
            "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask", "sinusoidal_embeddings"]
@@ -58,8 +58,8 @@ def sinusoidal_embeddings(length: int, dim: int) -> torch.Tensor:
     Returns:
         float32 ``[T, D]``, computed in float64.
     """
-    check_int(length, "sequence length T", low=1)
-    check_int(dim, "dimension D", low=2)
+    check_int(length, "sequence length T", where="sinusoidal_embeddings", ge=1)
+    check_int(dim, "dimension D", where="sinusoidal_embeddings", ge=2)
     if dim % 2:
         raise ValueError(f"sinusoidal embeddings need an even dimension D, got D={dim}")
     t = torch.arange(length, dtype=torch.float64)[:, None]  # [T, 1]
@@ -134,8 +134,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, *, dim: int, heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        check_int(dim, "model dimension D (dim)", low=1)
-        check_int(heads, "number of heads h (heads)", low=1)
+        check_int(dim, "model dimension D (dim)", where=type(self).__name__, ge=1)
+        check_int(heads, "number of heads h (heads)", where=type(self).__name__, ge=1)
         if dim % heads:
             raise ValueError(f"number of heads h={heads} does not divide model dimension D={dim}")
         self.dim, self.heads, self.head_dim = dim, heads, dim // heads
@@ -202,7 +202,7 @@ class _Block(nn.Module):
 
     def __init__(self, *, dim, heads, ffn_dim, dropout, norm_first, eps, sublayers):
         super().__init__()
-        check_int(ffn_dim, "feed-forward width (ffn_dim)", low=1)
+        check_int(ffn_dim, "feed-forward width (ffn_dim)", where=type(self).__name__, ge=1)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), got {dropout}")
         self.norm_first = norm_first
@@ -361,8 +361,8 @@ class TransformerSeq2Seq(nn.Module):
     def __init__(self, *, vocab: int, dim: int = 64, heads: int = 4, ffn_dim: int = 128, layers: int = 2,
                  dropout: float = 0.0, norm_first: bool = True, max_len: int = 64, pad: int | None = None):
         super().__init__()
-        check_int(vocab, "vocabulary size", low=2)
-        check_int(layers, "number of layers N", low=1)
+        check_int(vocab, "vocabulary size", where=type(self).__name__, ge=2)
+        check_int(layers, "number of layers N", where=type(self).__name__, ge=1)
         self.dim, self.pad = dim, pad  # pad: the padding id, whose source positions are never attended to
         self.embed = nn.Embedding(vocab, dim)  # shared by source and target
         self.position = SinusoidalPositionalEncoding(dim=dim, max_len=max_len)

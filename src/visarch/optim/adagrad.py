@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from visarch.optim._base import GroupOptimizer, check_at_least, step_counter
+from visarch.checks import check_real
+from visarch.optim._base import GroupOptimizer, step_counter
 
 __all__ = ["Adagrad"]
 
@@ -38,11 +39,11 @@ class Adagrad(GroupOptimizer):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
                  maximize=False):
-        check_at_least("learning rate", lr)
-        check_at_least("lr_decay value", lr_decay)
-        check_at_least("weight_decay value", weight_decay)
-        check_at_least("initial_accumulator_value value", initial_accumulator_value)
-        check_at_least("epsilon value", eps)
+        check_real(lr, "lr", where=type(self).__name__, ge=0)
+        check_real(lr_decay, "lr_decay", where=type(self).__name__, ge=0)
+        check_real(weight_decay, "weight_decay", where=type(self).__name__, ge=0)
+        check_real(initial_accumulator_value, "initial_accumulator_value", where=type(self).__name__, ge=0)
+        check_real(eps, "eps", where=type(self).__name__, ge=0)
         defaults = {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay, "eps": eps,
                     "initial_accumulator_value": initial_accumulator_value, "maximize": maximize}
         super().__init__(params, defaults)

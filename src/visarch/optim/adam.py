@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import torch
 
-from visarch.optim._base import GroupOptimizer, check_at_least, check_beta, step_counter
+from visarch.checks import check_real
+from visarch.optim._base import GroupOptimizer, step_counter
 
 __all__ = ["Adam", "AdamW"]
 
@@ -49,13 +50,13 @@ class Adam(GroupOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  maximize=False, decoupled_weight_decay=False):
-        check_at_least("learning rate", lr)
-        check_at_least("epsilon value", eps)
+        check_real(lr, "lr", where=type(self).__name__, ge=0)
+        check_real(eps, "eps", where=type(self).__name__, ge=0)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        check_beta("beta parameter at index 0", betas[0])
-        check_beta("beta parameter at index 1", betas[1])
-        check_at_least("weight_decay value", weight_decay)
+        check_real(betas[0], "betas[0]", where=type(self).__name__, ge=0, lt=1)
+        check_real(betas[1], "betas[1]", where=type(self).__name__, ge=0, lt=1)
+        check_real(weight_decay, "weight_decay", where=type(self).__name__, ge=0)
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad,
                     "maximize": maximize, "decoupled_weight_decay": decoupled_weight_decay}
         super().__init__(params, defaults)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from visarch.functional._checks import check_floating, check_int
+from visarch.checks import check_floating, check_int
 from visarch.optim.newton import Newton
 
 __all__ = ["Quadratic", "gradient", "rosenbrock", "trajectory"]
@@ -38,7 +38,7 @@ class Quadratic:
     """
 
     def __init__(self, hessian: torch.Tensor, minimum: torch.Tensor | None = None):
-        check_floating(hessian=hessian, minimum=minimum)
+        check_floating(where=type(self).__name__, hessian=hessian, minimum=minimum)
         if hessian.dim() != 2 or hessian.shape[0] != hessian.shape[1]:
             raise ValueError(f"hessian must be a square matrix [d, d], got shape {tuple(hessian.shape)}")
         if not torch.allclose(hessian, hessian.T):
@@ -77,7 +77,7 @@ class Quadratic:
             high: the largest, at least ``low``.
             dtype: the dtype of the Hessian and the minimum.
         """
-        check_int(d, "dimension d", low=1)
+        check_int(d, "dimension d", where="Quadratic", ge=1)
         if not 0 < low <= high:
             raise ValueError(f"curvatures need 0 < low <= high, got low={low}, high={high}")
         q = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=dtype))[0]
@@ -142,7 +142,7 @@ def trajectory(make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimi
         ``(path, losses)``, with ``path`` ``[steps + 1, d]`` the start and every iterate, and
         ``losses`` ``[steps + 1]`` (float64) the loss at each of them.
     """
-    check_int(steps, "steps", low=0)
+    check_int(steps, "steps", where="trajectory", ge=0)
     start = start if isinstance(start, torch.Tensor) and start.is_floating_point() else torch.tensor(
         start, dtype=torch.float64)
     if start.dim() != 1:

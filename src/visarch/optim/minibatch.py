@@ -13,8 +13,7 @@ import math
 
 import torch
 
-from visarch.functional._checks import check_int
-from visarch.optim._base import check_at_least
+from visarch.checks import check_int, check_real
 
 __all__ = ["minibatch_sgd"]
 
@@ -37,9 +36,9 @@ def minibatch_sgd(loss_fn, params, inputs, targets, *, batch_size, epochs, lr, s
     Returns:
         The list of the ``epochs * ceil(N / B)`` mini-batch losses, as floats, in order.
     """
-    check_int(batch_size, "batch_size B", low=1)
-    check_int(epochs, "epochs", low=1)
-    check_at_least("learning rate", lr)
+    check_int(batch_size, "batch_size B", where="minibatch_sgd", ge=1)
+    check_int(epochs, "epochs", where="minibatch_sgd", ge=1)
+    check_real(lr, "lr", where="minibatch_sgd", ge=0)
     n = inputs.shape[0]
     if targets.shape[0] != n:
         raise ValueError(f"inputs and targets must have the same number of examples, got {n} and {targets.shape[0]}")

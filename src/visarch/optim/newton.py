@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from visarch.optim._base import check_at_least
+from visarch.checks import check_real
 
 __all__ = ["Newton", "hessian"]
 
@@ -58,8 +58,8 @@ class Newton(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr=1.0, damping=0.0):
-        check_at_least("learning rate", lr)
-        check_at_least("damping value", damping)
+        check_real(lr, "lr", where=type(self).__name__, ge=0)
+        check_real(damping, "damping", where=type(self).__name__, ge=0)
         super().__init__(params, {"lr": lr, "damping": damping})
 
     @torch.no_grad()

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from visarch.optim._base import GroupOptimizer, check_at_least, step_counter
+from visarch.checks import check_real
+from visarch.optim._base import GroupOptimizer, step_counter
 
 __all__ = ["RMSprop"]
 
@@ -40,11 +41,11 @@ class RMSprop(GroupOptimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *,
                  maximize=False):
-        check_at_least("learning rate", lr)
-        check_at_least("epsilon value", eps)
-        check_at_least("momentum value", momentum)
-        check_at_least("weight_decay value", weight_decay)
-        check_at_least("alpha value", alpha)
+        check_real(lr, "lr", where=type(self).__name__, ge=0)
+        check_real(eps, "eps", where=type(self).__name__, ge=0)
+        check_real(momentum, "momentum", where=type(self).__name__, ge=0)
+        check_real(weight_decay, "weight_decay", where=type(self).__name__, ge=0)
+        check_real(alpha, "alpha", where=type(self).__name__, ge=0)
         defaults = {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay, "momentum": momentum,
                     "centered": centered, "maximize": maximize}
         super().__init__(params, defaults)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from visarch.functional._checks import check_int
+from visarch.checks import check_int
 
 __all__ = ["warmup_cosine"]
 
@@ -32,8 +32,8 @@ def warmup_cosine(warmup: int, total: int):
     Returns:
         ``factor(step)``, for ``torch.optim.lr_scheduler.LambdaLR(optimizer, factor)``.
     """
-    check_int(warmup, "warmup", low=1)
-    check_int(total, "total", low=1)
+    check_int(warmup, "warmup", where="warmup_cosine", ge=1)
+    check_int(total, "total", where="warmup_cosine", ge=1)
 
     def factor(step: int) -> float:
         return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))

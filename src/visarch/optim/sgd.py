@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from visarch.optim._base import GroupOptimizer, check_at_least
+from visarch.checks import check_real
+from visarch.optim._base import GroupOptimizer
 
 __all__ = ["SGD"]
 
@@ -44,9 +45,9 @@ class SGD(GroupOptimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False):
-        check_at_least("learning rate", lr)
-        check_at_least("momentum value", momentum)
-        check_at_least("weight_decay value", weight_decay)
+        check_real(lr, "lr", where=type(self).__name__, ge=0)
+        check_real(momentum, "momentum", where=type(self).__name__, ge=0)
+        check_real(weight_decay, "weight_decay", where=type(self).__name__, ge=0)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
