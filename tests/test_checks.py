@@ -48,13 +48,13 @@ def test_a_value_out_of_range_is_a_value_error_naming_where_what_condition_and_v
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: check_int(2.5, "depth", where="ViTConfig", ge=1), r"ViTConfig: depth must be an int, got float \(2.5\)"),
-    (lambda: check_int(True, "depth", where="Net"), r"depth must be an int, got bool \(True\)"),
-    (lambda: check_int(None, "depth", where="Net"), r"depth must be an int, got NoneType \(None\)"),
-    (lambda: check_real("0.1", "lr", where="SGD", ge=0), r"SGD: lr must be a real number, got str \('0.1'\)"),
+    (lambda: check_int(2.5, "depth", where="ViTConfig", ge=1), "ViTConfig: depth must be an int, got float 2.5"),
+    (lambda: check_int(True, "depth", where="Net"), "depth must be an int, got bool True"),
+    (lambda: check_int(None, "depth", where="Net"), "depth must be an int, got NoneType None"),
+    (lambda: check_real("0.1", "lr", where="SGD", ge=0), "SGD: lr must be a real number, got str '0.1'"),
     (lambda: check_real(False, "p", where="Net"), "got bool"),
-    (lambda: check_real(torch.tensor(0.5), "p", where="Net"), r"got Tensor \(a float32 tensor of shape \[\]\)"),
-    (lambda: check_ints(3, "widths", where="Net"), r"widths must be a non-empty tuple of ints, got int \(3\)"),
+    (lambda: check_real(torch.tensor(0.5), "p", where="Net"), r"got a float32 tensor of shape \[\]"),
+    (lambda: check_ints(3, "widths", where="Net"), "widths must be a non-empty tuple of ints, got int 3"),
     (lambda: check_ints((3, 2.0), "widths", where="Net"), "got tuple"),
     (lambda: ntuple((1, 1), 3, "stride S", where="conv3d", ge=1),
      r"conv3d: stride S must be an int or a triple of ints, got \(1, 1\)"),
@@ -74,7 +74,7 @@ def test_a_value_of_the_wrong_kind_is_a_type_error_that_is_also_a_value_error(ca
 def test_a_long_value_is_shortened_in_the_message():
     with pytest.raises(ArgumentTypeError) as caught:
         check_int("x" * 500, "name", where="f")
-    assert len(str(caught.value)) < 120 and str(caught.value).endswith("...)")
+    assert len(str(caught.value)) < 120 and str(caught.value).endswith("...")
 
 
 def test_two_bounds_on_one_side_are_a_programming_error():

@@ -67,7 +67,7 @@ def test_a_larger_vit_loads_the_resized_embeddings():
         ((torch.zeros(1, 1, 4), 3), {}, "leave 0 grid embeddings"),
         ((torch.zeros(10, 4), 3), {}, r"must be a tensor \[1, P \+ g\^2, D\], got \(10, 4\)"),
         ((torch.zeros(2, 10, 4), 3), {}, r"got \(2, 10, 4\)"),
-        ((torch.zeros(1, 10, 4), 0), {}, "grid side must be >= 1, got 0"),
+        ((torch.zeros(1, 10, 4), 0), {}, "grid must be >= 1, got 0"),
         ((torch.zeros(1, 10, 4), 2.5), {}, "grid must be an int or a pair of ints, got 2.5"),
         ((torch.zeros(1, 10, 4), (2, 3, 4)), {}, "grid must be an int or a pair"),
         ((torch.zeros(1, 10, 4), 3), {"prefix_tokens": -1}, "prefix_tokens must be >= 0, got -1"),

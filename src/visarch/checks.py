@@ -6,7 +6,7 @@ that received it.  Every message has one shape, so a reader learns it once::
     <where>: <name> must be <condition>, got <value received>
 
 for example ``SGD: lr must be >= 0, got -0.1``, ``conv2d: stride S must be >= 1, got (1, 0)`` or,
-for a value of the wrong kind, ``ViTConfig: depth must be an int, got float (2.5)``.
+for a value of the wrong kind, ``ViTConfig: depth must be an int, got float 2.5``.
 
 A value of the wrong kind raises :class:`ArgumentTypeError`, a ``TypeError`` that is also a
 ``ValueError``: the functional operations have always raised ``TypeError`` for it and the models
@@ -29,8 +29,8 @@ class ArgumentTypeError(TypeError, ValueError):
 
 
 def _kind(value) -> str:
-    """A value of the wrong kind, as a message shows it: its type, then the value."""
-    return f"{type(value).__name__} ({_shown(value)})"
+    """A value of the wrong kind, as a message shows it: its type, then the value (a tensor by its dtype and shape)."""
+    return _shown(value) if isinstance(value, torch.Tensor) else f"{type(value).__name__} {_shown(value)}"
 
 
 def _shown(value) -> str:

@@ -29,7 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from visarch.checks import check_floating, check_int, ntuple
+from visarch.checks import check_floating, check_int, check_ints, ntuple
 
 __all__ = ["conv_output_size", "conv1d", "conv2d", "conv3d", "conv_nd", "conv2d_loop", "conv_matrix"]
 
@@ -294,11 +294,7 @@ def conv_matrix(weight, input_size, *, stride=1, padding=0, groups=1):
         V, ``[C' H' W', C H W]``, with the dtype and device of ``weight``.
     """
     check_floating(where="conv_matrix", weight=weight)
-    if len(input_size) != 3:
-        raise ValueError(f"input_size must be (C, H, W), got {tuple(input_size)}")
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in input_size):
-        raise ValueError(f"input_size (C, H, W) must hold positive ints, got {tuple(input_size)}")
-    c_in, h, w = input_size
+    c_in, h, w = check_ints(tuple(input_size), "input_size (C, H, W)", where="conv_matrix", ge=1, length=3)
     # an empty tensor of the input's shape lets conv_matrix share conv2d's checks
     probe = weight.new_empty(c_in, h, w)
     _, _, (sh, sw), (ph, pw), groups = _check_conv(probe, weight, None, stride, padding, groups, dims=2,

@@ -68,7 +68,7 @@ import math
 
 import torch
 
-from visarch.checks import check_floating, check_int, check_real
+from visarch.checks import check_floating, check_int, check_ints, check_real
 
 __all__ = ["NormalizeFunction", "batch_norm", "group_norm", "instance_norm", "layer_norm", "normalize",
            "normalize_loop"]
@@ -258,11 +258,7 @@ def normalize(input, dims, weight=None, bias=None, eps=EPS):
     """
     check_floating(where="normalize", input=input, weight=weight, bias=bias)
     check_real(eps, "eps", where="normalize", gt=0)
-    if isinstance(dims, int):
-        dims = (dims,)
-    if not isinstance(dims, (tuple, list)) or not dims or not all(
-            isinstance(d, int) and not isinstance(d, bool) for d in dims):
-        raise TypeError(f"dims must be an int or a non-empty tuple of ints, got {dims!r}")
+    dims = check_ints((dims,) if isinstance(dims, int) else dims, "dims", where="normalize")
     rank = input.dim()
     if any(not -rank <= d < rank for d in dims):
         raise ValueError(f"dims {tuple(dims)} out of range for an input of rank {rank}")

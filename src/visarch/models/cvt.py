@@ -99,9 +99,7 @@ class CvTConfig:
         for i in range(len(self.dims)):
             for name in _STAGE_FIELDS[:-1]:
                 check_int(getattr(self, name)[i], f"{name} of stage {i + 1}", where=type(self).__name__, ge=1)
-            padding = self.embed_paddings[i]
-            if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-                raise ValueError(f"embed_paddings of stage {i + 1} must be an int >= 0, got {padding!r}")
+            check_int(self.embed_paddings[i], f"embed_paddings of stage {i + 1}", where=type(self).__name__, ge=0)
             if self.dims[i] % self.heads[i]:
                 raise ValueError(f"stage {i + 1}: {self.heads[i]} heads do not divide the token width {self.dims[i]}")
         if self.qkv_kernel % 2 == 0:

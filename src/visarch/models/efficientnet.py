@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.checks import check_int, check_real
+from visarch.checks import check_int, check_ints, check_real
 from visarch.models.layers import SqueezeExcitation, StochasticDepth, check_image, conv_bn_act, make_divisible
 from visarch.models.registry import register
 
@@ -92,9 +92,8 @@ class EfficientNetConfig:
             raise ValueError("stages must list at least one row (t, k, s, C_in, C_out, L)")
         previous = None
         for row in self.stages:
-            if len(row) != 6 or not all(isinstance(v, int) and not isinstance(v, bool) for v in row):
-                raise ValueError(f"each stage must be six ints (t, k, s, C_in, C_out, L), got {row!r}")
-            t, k, s, c_in, c_out, layers = row
+            t, k, s, c_in, c_out, layers = check_ints(row, "each stage (t, k, s, C_in, C_out, L)",
+                                                      where=type(self).__name__, length=6)
             if min(t, c_in, c_out, layers) < 1:
                 raise ValueError(f"expand ratio, channels and layers must be >= 1, got {row!r}")
             if k < 1 or k % 2 == 0:

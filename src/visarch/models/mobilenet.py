@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visarch.checks import check_int, check_real
+from visarch.checks import check_int, check_ints, check_real
 from visarch.models.layers import check_image, conv_bn_act, make_divisible
 from visarch.models.registry import register
 
@@ -170,9 +170,7 @@ class MobileNetV2Config:
         if not self.setting:
             raise ValueError("setting must list at least one row (t, c, n, s)")
         for row in self.setting:
-            if len(row) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in row):
-                raise ValueError(f"each row of the setting must be four ints (t, c, n, s), got {row!r}")
-            t, c, n, s = row
+            t, c, n, s = check_ints(row, "each row of the setting (t, c, n, s)", where=type(self).__name__, length=4)
             if t < 1 or c < 1 or n < 1:
                 raise ValueError(f"expansion factor t, channels c and repeats n must be >= 1, got {row!r}")
             if s not in (1, 2):

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visarch.checks import check_int
+from visarch.checks import check_int, pair
 from visarch.models.registry import register
 from visarch.nn.transformer import sinusoidal_embeddings
 
@@ -202,14 +202,7 @@ def resize_position_embedding(pos_embedding: torch.Tensor, grid: int | tuple[int
         shape = tuple(pos_embedding.shape) if isinstance(pos_embedding, torch.Tensor) else type(pos_embedding)
         raise ValueError(f"pos_embedding must be a tensor [1, P + g^2, D], got {shape}")
     check_int(prefix_tokens, "prefix_tokens", where="resize_position_embedding", ge=0)
-    if isinstance(grid, int) and not isinstance(grid, bool):
-        new = (grid, grid)
-    elif isinstance(grid, (tuple, list)) and len(grid) == 2:
-        new = tuple(grid)
-    else:
-        raise ValueError(f"grid must be an int or a pair of ints, got {grid!r}")
-    for side in new:
-        check_int(side, "grid side", where="resize_position_embedding", ge=1)
+    new = pair(grid, "grid", where="resize_position_embedding", ge=1)
     patches = pos_embedding.shape[1] - prefix_tokens
     g = math.isqrt(max(patches, 0))
     if patches < 1 or g * g != patches:

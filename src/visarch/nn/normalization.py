@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visarch.checks import check_int, check_real
+from visarch.checks import check_int, check_ints, check_real
 from visarch.functional import normalization as N
 
 __all__ = ["BatchNorm2d", "InstanceNorm2d", "LayerNorm", "GroupNorm"]
@@ -140,10 +140,8 @@ class LayerNorm(nn.Module):
 
     def __init__(self, normalized_shape, *, eps=N.EPS, elementwise_affine=True, bias=True):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
-            raise ValueError(f"normalized_shape must be a positive int or a non-empty tuple of them, "
-                             f"got {normalized_shape!r}")
+        shape = check_ints((normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape,
+                           "normalized_shape", where=type(self).__name__, ge=1)
         check_real(eps, "eps", where=type(self).__name__, gt=0)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         self.weight = nn.Parameter(torch.ones(shape)) if elementwise_affine else None
