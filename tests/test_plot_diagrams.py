@@ -17,6 +17,7 @@ from visarch.plot import (
     residual_blocks,
     shifted_windows,
     unet_shapes,
+    unet_trail,
     vit_pipeline,
 )
 
@@ -235,30 +236,56 @@ def test_data_parallel_rejects_bad_input(args, message):
         data_parallel(*args)
 
 
-def unet_trail():
-    """The shapes of the default U-Net on a 3 x 32 x 32 image, recorded with hooks on the meta device."""
+# The notes' shapes of the default U-Net on a 3 x 32 x 32 image, as (C, side): z1 ... z12 on the way down;
+# y13, y12, y11, y10-bar, y10 (after the transposed convolution), y9, ..., y1 on the way up.
+NOTES_DESCENT = ([(64, 32)] * 3 + [(64, 16)] + [(128, 16)] * 2 + [(128, 8)] + [(256, 8)] * 2 + [(256, 4)]
+                 + [(1024, 4)] * 2)
+NOTES_ASCENT = ([(1024, 4)] * 3 + [(256, 4), (256, 8)] + [(256, 8)] * 2 + [(128, 8), (128, 16)]
+                + [(128, 16)] * 2 + [(64, 16), (64, 32)] + [(64, 32)] * 3)
+
+
+def default_unet_trail():
+    """The trail of the default U-Net on a 3 x 32 x 32 image, on the meta device, and the input channels
+    of the ascent's stages, read from their first GroupNorm."""
     from torch import nn
 
     from visarch.models import create
 
     with torch.device("meta"):
         unet = create("unet")
-    descent, ascent = [], []
-
-    def record(shapes):
-        return lambda module, inputs, output: shapes.append((output.shape[1], output.shape[2]))
-
-    hooks = [m.register_forward_hook(record(descent)) for m in (unet.conv_in, *unet.down)]
-    hooks += [m.register_forward_hook(record(ascent)) for m in (unet.middle[1], *unet.up)]
-    unet(torch.empty(1, 3, 32, 32, device="meta"), torch.empty(1, unet.config.embed_dim, device="meta"))
-    for hook in hooks:
-        hook.remove()
+    x, u = torch.empty(1, 3, 32, 32, device="meta"), torch.empty(1, unet.config.embed_dim, device="meta")
+    descent, ascent, output = unet_trail(unet, x, u)
+    assert output.shape == x.shape
     stages = [m for m in unet.up if not isinstance(m, nn.ConvTranspose2d)]
     return descent, ascent, [m.res.norm1.num_channels for m in stages]
 
 
+def test_unet_trail_is_the_notes_trail():
+    descent, ascent, _ = default_unet_trail()
+    assert descent == NOTES_DESCENT and ascent == NOTES_ASCENT
+
+
+def test_unet_trail_of_a_small_unet_computes_its_output():
+    from visarch.models import create
+
+    torch.manual_seed(0)
+    unet = create("unet", in_channels=1, base_channels=8, channels=(8, 16), attention=(False, False), blocks=1,
+                  groups=4, embed_dim=4).eval()
+    x, u = torch.randn(2, 1, 12, 12), torch.randn(2, 4)
+    with torch.no_grad():
+        descent, ascent, output = unet_trail(unet, x, u)
+        assert torch.equal(output, unet(x, u))
+    assert descent == [(8, 12), (8, 12), (8, 6), (16, 6)]  # conv_in, a stage, the halving, a stage
+    assert ascent[0] == (16, 6) and ascent[-1] == (8, 12) and not unet.conv_in._forward_hooks
+
+
+def test_unet_trail_rejects_other_networks():
+    with pytest.raises(TypeError, match="unet must be a visarch U-Net with conv_in, down, middle and up"):
+        unet_trail(torch.nn.Linear(2, 2), torch.zeros(1, 2), torch.zeros(1, 2))
+
+
 def test_unet_shapes_pairs_each_skip_with_the_stage_that_takes_it():
-    descent, ascent, stage_inputs = unet_trail()
+    descent, ascent, stage_inputs = default_unet_trail()
     fig = unet_shapes(descent, ascent)
     ax = fig.axes[0]
     boxes = {}  # (x, y) of each box's centre -> its label

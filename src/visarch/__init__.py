@@ -13,8 +13,8 @@ them in ``tests/test_package.py``::
        tokenizer, plot,          the shared figures and receptive fields
        receptive_field
     1  functional, display,      the from-scratch operations; notebook display, metrics,
-       metrics, sampling,        seeded sampling and float32 tolerances
-       tolerance
+       metrics, sampling,        seeded sampling and float32 tolerances; forward hooks
+       tolerance, hooks          that record a network's outputs
     0  checks                    the argument checks every public function, layer,
                                  optimizer and model runs
 """

@@ -9,11 +9,12 @@ from matplotlib.colors import to_rgba
 from matplotlib.patches import Circle, FancyBboxPatch, Rectangle
 
 from visarch.functional.conv import conv_output_size
+from visarch.hooks import recording
 
 __all__ = ["attention_maps", "channel_connectivity", "clip_towers", "conv_arithmetic", "data_parallel", "dense_block",
            "encoder_blocks", "filter_bank", "loss_curves", "normalization_axes", "optimizer_paths",
            "receptive_field_maps", "residual_blocks", "roofline", "shifted_windows", "transposed_conv_input",
-           "unet_shapes", "vit_pipeline"]
+           "unet_shapes", "unet_trail", "vit_pipeline"]
 
 # One colour per highlighted window; the output cell it produces gets the same colour.
 WINDOW_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
@@ -842,6 +843,33 @@ def data_parallel(processes=2, batch=8):
     ax.set_ylim(-0.8, top + 0.9 + max(0.0, batch * 0.14 - top / 2))
     fig.tight_layout()
     return fig
+
+
+def unet_trail(unet, x: torch.Tensor, u: torch.Tensor) -> tuple[list, list, torch.Tensor]:
+    """The shapes a U-Net produces on one batch, the trail that :func:`unet_shapes` draws.
+
+    One forward pass with hooks (:func:`~visarch.hooks.recording`) on the first convolution and every
+    module of the descent, and on the middle block's last module and every module of the ascent, of a
+    :class:`~visarch.models.unet.UNet`.  It works on the meta device too, where nothing is computed.
+
+    Args:
+        unet: a :class:`~visarch.models.unet.UNet` (``conv_in``, ``down``, ``middle`` and ``up``).
+        x: images ``[B, C, H, W]``.
+        u: the context ``[B, d]``.
+
+    Returns:
+        ``(descent, ascent, output)``: ``descent`` the ``(channels, side)`` of ``z_1, z_2, ...`` in order,
+        ``ascent`` those of the middle block's output and then of every module of the ascent, and the
+        network's output ``[B, C, H, W]``, so that no second pass is needed.
+    """
+    for name in ("conv_in", "down", "middle", "up"):
+        if not hasattr(unet, name):
+            raise TypeError(f"unet must be a visarch U-Net with conv_in, down, middle and up, got "
+                            f"{type(unet).__name__} without {name}")
+    with recording({"descent": [unet.conv_in, *unet.down], "ascent": [unet.middle[1], *unet.up]}) as outputs:
+        output = unet(x, u)
+    descent, ascent = ([(y.shape[1], y.shape[2]) for y in outputs[part]] for part in ("descent", "ascent"))
+    return descent, ascent, output
 
 
 def unet_shapes(descent, ascent):
