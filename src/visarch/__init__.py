@@ -14,7 +14,7 @@ them in ``tests/test_package.py``::
        receptive_field
     1  functional, display,      the from-scratch operations; notebook display, metrics,
        metrics, sampling,        seeded sampling and float32 tolerances; forward hooks
-       tolerance, hooks          that record a network's outputs
+       tolerance, hooks, timing  that record a network's outputs; wall-clock timing
     0  checks                    the argument checks every public function, layer,
                                  optimizer and model runs
 """
