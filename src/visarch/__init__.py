@@ -6,8 +6,9 @@ other); ``pyproject.toml`` declares the floors and ``lint-imports`` (import-lint
 them in ``tests/test_package.py``::
 
     4  train                     the training loop and its command line
-    3  models, roofline          the networks of the chapters, built from the floors below;
-                                 the roofline, whose traffic counts use the closed forms
+    3  models, losses, roofline  the networks of the chapters, built from the floors below;
+                                 the training objectives the pages share; the roofline,
+                                 whose traffic counts use the closed forms
     2  nn, optim, cost, data,    layers, optimizers, closed-form counts, datasets,
        checkpoint, distributed,  resumable state, several processes, the tokenizer,
        tokenizer, plot,          the shared figures and receptive fields
