@@ -126,6 +126,27 @@ def test_forward_gives_the_two_similarity_matrices():
     assert (sims.abs() <= 1 / 0.07 + 1e-4).all()  # cosines over the temperature
 
 
+def test_text_features_are_the_encoder_on_one_hot_words_plus_positions():
+    torch.manual_seed(0)
+    model = create("vatt_tiny").double().eval()
+    words = torch.randint(0, 34, (4, 12), generator=gen(3))
+    tokens = F.one_hot(words, 34).double() @ model.word_embedding.weight + model.text_position  # [4, 12, d_t]
+    torch.testing.assert_close(model.encode_text(words), model.text_encoder(tokens), rtol=0, atol=1e-12)
+    torch.testing.assert_close(model.embed_text(words),
+                               F.normalize(model.text_to_vt(model.text_encoder(tokens)), dim=-1), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_picked_captions_are_embedded_as_if_repeated(training):
+    torch.manual_seed(0)
+    model = create("vatt_tiny").double().train(training)
+    distinct = torch.randint(0, 34, (5, 12), generator=gen(4))  # five captions
+    rows = torch.randint(0, 5, (9,), generator=gen(5))  # nine draws among them, with repeats
+    picked = model.embed_text(distinct, pick=rows)
+    assert picked.shape == (9, 16)
+    torch.testing.assert_close(picked, model.embed_text(distinct[rows]), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -141,6 +162,8 @@ def test_forward_gives_the_two_similarity_matrices():
          "gives 32 segments, expected 25"),
         (lambda: create("vatt_tiny")(torch.zeros(2, 1, 5, 12, 12), torch.zeros(2, 400), torch.zeros(2, 9).long()),
          r"words must be \[B, 12\] token ids"),
+        (lambda: create("vatt_tiny").embed_text(torch.zeros(2, 12).long(), pick=torch.tensor([0.0])),
+         r"pick must be a \[B''\] int64 tensor of row indices"),
     ],
 )
 def test_bad_input(call, match):

@@ -269,12 +269,31 @@ class VATT(nn.Module):
         z_a = self.audio_encoder(self._maybe_drop(self.audio_tokens(audio)))  # [B, d_a]
         return F.normalize(self.audio_to_va(z_a), dim=-1)
 
-    def embed_text(self, words: torch.Tensor) -> torch.Tensor:
-        """The captions ``[B', L]`` (token ids) in the video-text space, unit length: ``[B', d_vt]``."""
+    def encode_text(self, words: torch.Tensor) -> torch.Tensor:
+        """The text encoder's feature of each caption, before the head: ``[B', L]`` token ids ``-> z_t [B', d_t]``.
+
+        The words become one-hot vectors times :math:`W_{tp}` (the embedding table), plus one learned
+        position each, and the text encoder reads them.
+        """
         c = self.config
         if words.dim() != 2 or words.shape[1] != c.text_length:
             raise ValueError(f"words must be [B, {c.text_length}] token ids, got shape {tuple(words.shape)}")
-        z_t = self.text_encoder(self.word_embedding(words) + self.text_position)  # [B', d_t]
+        return self.text_encoder(self.word_embedding(words) + self.text_position)  # [B', d_t]
+
+    def embed_text(self, words: torch.Tensor, *, pick: torch.Tensor | None = None) -> torch.Tensor:
+        """The captions ``[B', L]`` (token ids) in the video-text space, unit length: ``[B', d_vt]``.
+
+        With ``pick``, row indices ``[B'']`` into ``words``, the result is ``embed_text(words[pick])``
+        ``[B'', d_vt]`` (the head's batch norm sees the B'' picked captions), but the text encoder runs
+        once per row of ``words``: when a batch draws its captions, repeated, from a few distinct ones,
+        pass those as ``words``.
+        """
+        z_t = self.encode_text(words)  # [B', d_t]
+        if pick is not None:
+            if pick.dim() != 1 or pick.dtype != torch.long:
+                raise ValueError(f"VATT.embed_text: pick must be a [B''] int64 tensor of row indices, got {pick.dtype} "
+                                 f"{tuple(pick.shape)}")
+            z_t = z_t[pick]  # [B'', d_t]
         return F.normalize(self.text_to_vt(z_t), dim=-1)
 
     def embed(self, video: torch.Tensor, audio: torch.Tensor, words: torch.Tensor) -> dict[str, torch.Tensor]:
