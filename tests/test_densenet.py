@@ -96,8 +96,8 @@ def test_small_forward_and_minimum_size():
     ("init_features", 2.5, "init_features must be an int"),
     ("compression", 0, r"theta must be in \(0, 1\]"),
     ("compression", 1.5, r"theta must be in \(0, 1\]"),
-    ("blocks", (), "blocks \(layers per dense block\) must be a non-empty tuple"),
-    ("blocks", (6, 0), "blocks \(layers per dense block\) must be a non-empty tuple"),
+    ("blocks", (), r"blocks \(layers per dense block\) must be a non-empty tuple"),
+    ("blocks", (6, 0), r"blocks \(layers per dense block\) must be a non-empty tuple"),
 ])
 def test_bad_config(field, value, message):
     with pytest.raises(ValueError, match=message):

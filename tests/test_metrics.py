@@ -56,8 +56,8 @@ def test_halving_the_error_gains_six_decibels():
     [
         (torch.zeros(2, 3), torch.zeros(3, 2), {}, ValueError, r"one shape, got \(2, 3\) and \(3, 2\)"),
         (torch.zeros(0), torch.zeros(0), {}, ValueError, "at least one value"),
-        (torch.zeros(2), torch.zeros(2), {"peak": 0.0}, ValueError, "peak must be in \(0, inf\)"),
-        (torch.zeros(2), torch.zeros(2), {"peak": math.inf}, ValueError, "peak must be in \(0, inf\), got inf"),
+        (torch.zeros(2), torch.zeros(2), {"peak": 0.0}, ValueError, r"peak must be in \(0, inf\)"),
+        (torch.zeros(2), torch.zeros(2), {"peak": math.inf}, ValueError, r"peak must be in \(0, inf\), got inf"),
         (torch.zeros(2), torch.zeros(2), {"peak": True}, TypeError, "peak must be a real number"),
         (torch.zeros(2, dtype=torch.uint8), torch.zeros(2), {}, TypeError, "estimate must have a floating-point"),
         (torch.zeros(2), np.zeros(2), {}, TypeError, "reference must be a torch.Tensor, got ndarray"),
