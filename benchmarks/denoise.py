@@ -1,9 +1,11 @@
 """The U-Net denoiser of book/front_end/unet.ipynb against non-local means: its tuning and its training curve.
 
-Gaussian noise of standard deviation ``SIGMA = 0.1`` on grey photographs in [0, 1]; the U-Net learns
-from patches of ``visarch.data.TRAIN_PHOTOGRAPHS``, every setting is chosen on
-``visarch.data.VALIDATION_PHOTOGRAPH`` (the left view of scikit-image's stereo motorcycle), and the
-test photograph (the cameraman) is only scored.
+The steps are the page's own, from ``visarch.denoising``: the noisy photographs, the baseline, the
+settings, the training, the tiles and the symmetries.  Gaussian noise of standard deviation
+``SIGMA = 0.1`` on grey photographs in [0, 1]; the U-Net learns from patches of
+``visarch.data.TRAIN_PHOTOGRAPHS``, every setting is chosen on ``visarch.data.VALIDATION_PHOTOGRAPH``
+(the left view of scikit-image's stereo motorcycle), and the test photograph (the cameraman) is only
+scored.
 
 ``python -m benchmarks denoise`` (``curve``, the default) trains the page's U-Net, with the page's
 settings, for 1x, 2x and 4x the page's number of steps, and prints for each the gain in PSNR over
@@ -25,30 +27,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 
-SIGMA = 0.1  #: the noise's standard deviation on intensities in [0, 1]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the page's training cell fixes (its defaults are the page's values)."""
-
-    channels: tuple[int, ...] = (8, 16, 32, 64)  #: channels per resolution of the U-Net
-    lr: float = 0.01  #: the peak of the one-cycle learning rate
-    epochs: int = 1  #: passes over the patches
-    batch: int = 8  #: patches per step
-    patch: int = 32  #: side of a training patch (and of a tile when denoising)
-    symmetries: int = 4  #: test-time symmetries averaged (1; 2: and mirrored; 4: and turned by 90 degrees; 8)
-
-    @property
-    def stride(self) -> int:
-        """Training patches overlap by half: ``patch // 2`` pixels apart."""
-        return self.patch // 2
-
+from visarch.denoising import SIGMA, denoise, nl_means_baseline, noisy_pair, symmetric_versions, train_denoiser
+from visarch.denoising import DenoiserSettings as Settings
 
 PAGE = Settings()  #: the settings the page uses (chosen with ``tune``)
 
@@ -61,101 +45,28 @@ TUNE_LR = (0.005, 0.01, 0.02)
 TUNE_EPOCHS_PATCH = ((1, 32), (1, 48))  # one epoch: about the same pixels for either patch size
 
 
-def noisy_pair(name: str, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(clean, noisy)`` for a book photograph, ``[1, H, W]`` cropped to multiples of 16 (centred)."""
-    from visarch.data import photograph
-
-    clean = photograph(name)
-    h, w = (s - s % 16 for s in clean.shape[1:])
-    top, left = (clean.shape[1] - h) // 2, (clean.shape[2] - w) // 2
-    clean = clean[:, top:top + h, left:left + w].contiguous()
-    return clean, clean + SIGMA * torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))
-
-
 def nl_means_scores(clean: torch.Tensor, noisy: torch.Tensor, grid=None) -> dict[tuple[float, int, int], float]:
     """PSNR (dB) of scikit-image's fast non-local means for each ``(h / sigma, patch_size, patch_distance)``."""
-    from skimage.restoration import denoise_nl_means
-
     from visarch.metrics import psnr
 
     grid = grid or list(itertools.product(NL_H, NL_PATCHES))
-    scores = {}
-    for h, (size, distance) in grid:
-        out = denoise_nl_means(noisy[0].double().numpy(), h=h * SIGMA, sigma=SIGMA, patch_size=size,
-                               patch_distance=distance, fast_mode=True)
-        scores[(h, size, distance)] = psnr(torch.tensor(out, dtype=torch.float32)[None].clamp(0, 1), clean)
-    return scores
-
-
-def build(settings: Settings) -> torch.nn.Module:
-    """The page's U-Net, seeded, in channels-last layout."""
-    from visarch.models import create
-
-    torch.manual_seed(0)
-    channels = settings.channels
-    model = create("unet", in_channels=1, base_channels=channels[0], channels=channels,
-                   attention=(False,) * len(channels), blocks=1, groups=8, embed_dim=32, dropout=0.0)
-    return model.to(memory_format=torch.channels_last)
+    return {(h, size, distance): psnr(nl_means_baseline(noisy, h, size, distance), clean)
+            for h, (size, distance) in grid}
 
 
 def train(settings: Settings, *, multiple: int = 1) -> tuple[torch.nn.Module, float, int]:
-    """The page's training cell with ``multiple`` times its epochs: ``(model, seconds, steps)``."""
-    from visarch.data import photo_patches
-    from visarch.train import fit
-
-    patches = photo_patches(settings.patch, stride=settings.stride)
-    model = build(settings)
-    context = torch.zeros(1, 32)
-
-    def noise_loss(net, batch):
-        k, mirror = int(torch.randint(4, (1,))), bool(torch.randint(2, (1,)))
-        batch = torch.rot90(batch, k, dims=(2, 3))
-        batch = (batch.flip(3) if mirror else batch).contiguous(memory_format=torch.channels_last)
-        noise = SIGMA * torch.randn_like(batch)
-        return F.mse_loss(net(batch + noise, context.expand(len(batch), -1)), noise)
-
-    epochs = settings.epochs * multiple
-    steps = epochs * (len(patches) // settings.batch)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, fused=True)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=steps, pct_start=0.05)
+    """The page's training with ``multiple`` times its epochs, on the CPU: ``(model, seconds, steps)``."""
     start = time.perf_counter()
-    fit(model, noise_loss, (patches,), epochs=epochs, batch_size=settings.batch, optimizer=optimizer,
-        scheduler=schedule, seed=0, device="cpu")
-    return model.eval(), time.perf_counter() - start, steps
-
-
-@torch.inference_mode()
-def denoise(model: torch.nn.Module, image: torch.Tensor, tile: int = 32) -> torch.Tensor:
-    """``[1, H, W]`` -> ``[1, H, W]`` in ``tile x tile`` tiles, ``tile // 2`` apart, keeping their centres."""
-    keep, margin = tile // 2, tile // 4
-    height, width = image.shape[1:]
-    image = F.pad(image[None], (0, -width % keep, 0, -height % keep), mode="reflect")[0]  # sides: multiples of keep
-    padded = F.pad(image[None], (margin,) * 4, mode="reflect")
-    tiles = padded.unfold(2, tile, keep).unfold(3, tile, keep)
-    rows, cols = tiles.shape[2:4]
-    tiles = tiles.reshape(rows * cols, 1, tile, tile).contiguous(memory_format=torch.channels_last)
-    context = torch.zeros(1, model.config.embed_dim)
-    noise = torch.cat([model(t, context.expand(len(t), -1)) for t in tiles.split(256)])
-    centres = (tiles - noise)[:, :, margin:margin + keep, margin:margin + keep]
-    out = centres.reshape(rows, cols, keep, keep).permute(0, 2, 1, 3).reshape(1, rows * keep, cols * keep)
-    return out[:, :height, :width]
-
-
-def symmetries_mean(fn, image: torch.Tensor, count: int) -> torch.Tensor:
-    """The mean of ``fn`` over the first ``count`` of the eight symmetries (identity, mirror, then turns)."""
-    results = []
-    for k, mirror in list(itertools.product(range(4), (False, True)))[:count]:
-        x = torch.rot90(image, k, dims=(1, 2))
-        y = fn(x.flip(2) if mirror else x)
-        results.append(torch.rot90(y.flip(2) if mirror else y, -k, dims=(1, 2)))
-    return torch.stack(results).mean(0)
+    model, _, steps = train_denoiser(settings, multiple=multiple, device="cpu")
+    return model, time.perf_counter() - start, steps
 
 
 def unet_psnr(model, settings: Settings, clean, noisy) -> float:
     from visarch.metrics import psnr
 
-    out = symmetries_mean(lambda image: denoise(model, image, settings.patch), noisy, settings.symmetries)
-    return psnr(out.clamp(0, 1), clean)
+    versions = symmetric_versions(lambda image: denoise(model, image, tile=settings.patch), noisy,
+                                  count=settings.symmetries)
+    return psnr(versions.mean(0).clamp(0, 1), clean)
 
 
 def best_nl_means(scores: dict) -> tuple[tuple[float, int, int], float]:

@@ -1,16 +1,17 @@
-"""``python -m benchmarks denoise``: its arguments and its tiling; no training, no timing (the command
-prints its gains, never asserts them)."""
+"""``python -m benchmarks denoise``: its arguments and the page's settings; no training, no timing (the
+command prints its gains, never asserts them).  The steps it runs are ``visarch.denoising``'s, tested in
+``tests/test_denoising.py``."""
 
 import pytest
-import torch
 
-from benchmarks.denoise import PAGE, denoise, parse, symmetries_mean
+from benchmarks.denoise import PAGE, parse
+from visarch.denoising import DenoiserSettings
 
 
 def test_defaults_are_the_curve_at_one_two_and_four_times_the_page():
     args = parse([])
     assert args.mode == "curve" and args.multiples == [1, 2, 4] and args.threads == 1
-    assert 0.01 in args.lr and 32 in args.patch and PAGE.stride == PAGE.patch // 2
+    assert 0.01 in args.lr and 32 in args.patch and PAGE == DenoiserSettings()
 
 
 def test_tune_takes_its_grids():
@@ -29,18 +30,3 @@ def test_bad_arguments_are_refused(argv, message, capsys):
     with pytest.raises(SystemExit):
         parse(argv)
     assert message in capsys.readouterr().err
-
-
-class NoNoise(torch.nn.Module):
-    config = type("Config", (), {"embed_dim": 32})
-
-    def forward(self, x, u):
-        return torch.zeros_like(x)
-
-
-@pytest.mark.parametrize("tile, shape", [(32, (1, 48, 80)), (48, (1, 50, 70))])
-def test_tiling_and_symmetries_return_the_input_for_a_zero_noise_model(tile, shape):
-    image = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(denoise(NoNoise(), image, tile), image)
-    for count in (1, 2, 4, 8):
-        assert torch.allclose(symmetries_mean(lambda x: denoise(NoNoise(), x, tile), image, count), image)

@@ -1,10 +1,11 @@
 """visarch: the package behind the executable textbook *Vision Architectures*.
 
-Each chapter of the book imports from here. The modules stand on five floors, and a
+Each chapter of the book imports from here. The modules stand on six floors, and a
 module imports only from floors below its own (modules of one floor do not import each
 other); ``pyproject.toml`` declares the floors and ``lint-imports`` (import-linter) checks
 them in ``tests/test_package.py``::
 
+    5  denoising                 the U-Net page's denoising experiment, data to training
     4  train                     the training loop and its command line
     3  models, losses, roofline  the networks of the chapters, built from the floors below;
                                  the training objectives the pages share; the roofline,
