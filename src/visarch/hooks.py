@@ -9,7 +9,7 @@ forward pass fails.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from torch import nn
 
@@ -17,8 +17,7 @@ __all__ = ["recording"]
 
 
 @contextlib.contextmanager
-def recording(modules: Mapping[str, nn.Module | list[nn.Module] | tuple[nn.Module, ...]]
-              ) -> Iterator[dict[str, list]]:
+def recording(modules):
     """Keep the outputs of some modules while the ``with`` block runs: ``{name: [output, ...]}``.
 
     Each name maps to a module or to a list of modules, a group whose outputs are kept in the order
@@ -33,17 +32,18 @@ def recording(modules: Mapping[str, nn.Module | list[nn.Module] | tuple[nn.Modul
         shapes = [tuple(y.shape) for y in outputs["stacks"]]
 
     Args:
-        modules: ``{name: module}`` or ``{name: [module, ...]}``.
+        modules: a mapping ``{name: module}`` or ``{name: [module, ...]}`` of ``torch.nn.Module`` objects.
 
     Yields:
         ``{name: []}``, whose lists fill up during the ``with`` block and stay filled after it.
     """
     if not isinstance(modules, Mapping):
-        raise TypeError(f"modules must be a mapping of names to modules, got {type(modules).__name__}")
+        raise TypeError(f"recording: modules must be a mapping of names to modules, got {type(modules).__name__}")
     groups = {name: [group] if isinstance(group, nn.Module) else group for name, group in modules.items()}
     for name, group in groups.items():
         if not isinstance(group, (list, tuple)) or not all(isinstance(m, nn.Module) for m in group):
-            raise TypeError(f"modules[{name!r}] must be an nn.Module or a list of them, got {modules[name]!r}")
+            raise TypeError(f"recording: modules[{name!r}] must be an nn.Module or a list of them, "
+                            f"got {modules[name]!r}")
     outputs = {name: [] for name in groups}
     handles = []
     try:

@@ -864,7 +864,7 @@ def unet_trail(unet, x: torch.Tensor, u: torch.Tensor) -> tuple[list, list, torc
     """
     for name in ("conv_in", "down", "middle", "up"):
         if not hasattr(unet, name):
-            raise TypeError(f"unet must be a visarch U-Net with conv_in, down, middle and up, got "
+            raise TypeError(f"unet_trail: unet must be a visarch U-Net with conv_in, down, middle and up, got "
                             f"{type(unet).__name__} without {name}")
     with recording({"descent": [unet.conv_in, *unet.down], "ascent": [unet.middle[1], *unet.up]}) as outputs:
         output = unet(x, u)
