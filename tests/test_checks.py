@@ -94,10 +94,16 @@ def hand_written_checks(path: Path, root: Path) -> list[str]:
     return found
 
 
+# Type tests that check data rather than arguments, each with its reason.
+NOT_ARGUMENTS = {
+    "checkpoint.py": "a loaded file's entries are checked as a corrupt file, not as a caller's argument",
+}
+
+
 def test_every_scalar_argument_check_of_the_package_is_one_of_these():
     """One home: no module re-implements an int or real-number check with a message of its own."""
     offenders = [line for path in sorted(SRC.rglob("*.py")) if path.name != "checks.py"
-                 for line in hand_written_checks(path, SRC)]
+                 for line in hand_written_checks(path, SRC) if line.split(":")[0] not in NOT_ARGUMENTS]
     assert not offenders, "\n".join(offenders)
 
 

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from visarch.functional._checks import check_int
+from visarch.checks import check_int
 
 __all__ = ["FORMAT", "VERSION", "CheckpointNotFoundError", "atomic_write", "capture_rng_state", "fork_rng",
            "load_checkpoint", "load_run", "restore_rng_state", "save_checkpoint", "save_run"]
@@ -137,7 +137,7 @@ def fork_rng(*, seed: int | None = None):
         ``torch.rand`` outside the block where it was.
     """
     if seed is not None:
-        check_int(seed, "seed", low=0)
+        check_int(seed, "seed", where="fork_rng", ge=0)
     state = capture_rng_state()
     try:
         if seed is not None:
@@ -207,7 +207,7 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int, 
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_int(epoch, "epoch", low=0)
+    check_int(epoch, "epoch", where="save_checkpoint", ge=0)
     if extra is not None and not isinstance(extra, dict):
         raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
     path = Path(path)
@@ -481,9 +481,9 @@ def save_run(path, *, model, optimizer, epoch: int, history: dict, rng_states, o
         scheduler: the learning-rate scheduler, or ``None``.
         grad_scaler: the ``torch.amp.GradScaler`` of float16 training, or ``None``.
     """
-    check_int(epoch, "epoch", low=0)
-    check_int(seed, "seed", low=0)
-    check_int(batch_size, "batch_size", low=1)
+    check_int(epoch, "epoch", where="save_run", ge=0)
+    check_int(seed, "seed", where="save_run", ge=0)
+    check_int(batch_size, "batch_size", where="save_run", ge=1)
     _check_history(history, epoch)
     _check_rng_states(rng_states)
     if not isinstance(order_generator, torch.Generator):
@@ -548,14 +548,14 @@ def load_run(path, *, model, optimizer, order_generator, seed: int, batch_size: 
         ``{"epoch": int, "history": {"loss": [float], "metrics": {name: [float]}}}``: the finished epochs
         and their history.
     """
-    check_int(seed, "seed", low=0)
-    check_int(batch_size, "batch_size", low=1)
-    check_int(world_size, "world_size", low=1)
-    check_int(rank, "rank", low=0)
+    check_int(seed, "seed", where="load_run", ge=0)
+    check_int(batch_size, "batch_size", where="load_run", ge=1)
+    check_int(world_size, "world_size", where="load_run", ge=1)
+    check_int(rank, "rank", where="load_run", ge=0)
     if rank >= world_size:
         raise ValueError(f"rank={rank} must be below world_size={world_size}")
     if epochs is not None:
-        check_int(epochs, "epochs", low=1)
+        check_int(epochs, "epochs", where="load_run", ge=1)
     if not isinstance(order_generator, torch.Generator):
         raise TypeError(f"order_generator must be a torch.Generator, got {type(order_generator).__name__}")
     path = Path(path)

@@ -133,7 +133,7 @@ def random_shift(images: torch.Tensor, max_shift: int = 1, *, generator: torch.G
         images: ``[N, C, H, W]``.
         max_shift: the largest shift along each axis, in pixels.
         generator: where the offsets are drawn, on the CPU (default: torch's global generator, which
-            :func:`~visarch.train.fit` seeds).
+            :func:`~visarch.train.loop.fit` seeds).
 
     Returns:
         ``[N, C, H, W]``.

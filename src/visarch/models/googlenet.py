@@ -208,7 +208,7 @@ def googlenet_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                    aux_weight: float = 0.3) -> torch.Tensor:
     """Cross-entropy of the main logits plus ``aux_weight`` times that of each auxiliary head (the paper's 0.3).
 
-    A ``loss_fn`` for :func:`visarch.train.fit`.  Plain cross-entropy when the model returns one tensor (no
+    A ``loss_fn`` for :func:`visarch.train.loop.fit`.  Plain cross-entropy when the model returns one tensor (no
     heads, or evaluation mode).
 
     Args:

@@ -23,20 +23,21 @@ from tqdm import tqdm
 
 from visarch import distributed
 from visarch.checkpoint import atomic_write
+from visarch.checks import check_int, check_real
 from visarch.data import cifar10, digits
-from visarch.functional._checks import check_int
 from visarch.train.curve import training_curve
 from visarch.train.loop import History, accuracy, train_classifier
 
 __all__ = ["main"]
 
+PROG = "python -m visarch.train"  # how the command line names itself, in --help and in its errors
 DATASETS = ("digits", "cifar10")
 OPTIMIZERS = ("sgd", "adamw")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m visarch.train",
+        prog=PROG,
         description="Train a model of the registry (visarch.models.list_models()) on the digits or CIFAR-10 "
                     "with cross-entropy. Under torchrun the run is data-parallel. Writes metrics.jsonl (one JSON "
                     "object per epoch), checkpoint.pt and curve.png to --out.")
@@ -63,10 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_arguments(args) -> None:
     """Refuse bad values before any data is read or model built."""
-    check_int(args.epochs, "epochs", low=1)
-    check_int(args.seed, "seed", low=0)
-    if not args.lr > 0:  # also refuses nan
-        raise ValueError(f"lr must be > 0, got {args.lr}")
+    check_int(args.epochs, "--epochs", where=PROG, ge=1)
+    check_int(args.seed, "--seed", where=PROG, ge=0)
+    check_real(args.lr, "--lr", where=PROG, gt=0)
     if args.data not in DATASETS:
         raise ValueError(f"unknown data set {args.data!r}; known: {', '.join(DATASETS)}")
     if args.data == "cifar10" and args.data_root is None:
@@ -74,7 +74,7 @@ def _check_arguments(args) -> None:
     if args.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {args.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
     if args.limit is not None:
-        check_int(args.limit, "limit", low=1)
+        check_int(args.limit, "--limit", where=PROG, ge=1)
 
 
 def _load_data(args):

@@ -33,7 +33,7 @@ from tqdm import tqdm  # the plain bar: tqdm.auto warns on stderr in notebooks w
 
 from visarch import distributed
 from visarch.checkpoint import capture_rng_state, fork_rng, load_run, save_run
-from visarch.functional._checks import check_int
+from visarch.checks import check_int
 
 __all__ = ["History", "accuracy", "default_device", "fit", "train_classifier"]
 
@@ -138,9 +138,9 @@ def fit(model, loss_fn, tensors, *, epochs, batch_size, optimizer, scheduler=Non
     Returns:
         The :class:`~visarch.train.loop.History`, one entry per epoch (the epochs of a resumed run included).
     """
-    check_int(epochs, "epochs", low=1)
-    check_int(batch_size, "batch_size", low=1)
-    check_int(seed, "seed", low=0)
+    check_int(epochs, "epochs", where="fit", ge=1)
+    check_int(batch_size, "batch_size", where="fit", ge=1)
+    check_int(seed, "seed", where="fit", ge=0)
     if not isinstance(tensors, (tuple, list)) or not tensors:
         raise TypeError("tensors must be a non-empty tuple of tensors")
     lengths = [t.shape[0] for t in tensors]
