@@ -24,7 +24,7 @@ import pytest
 import torch
 from torch import nn
 
-from visarch.cost import parameter_count
+from visarch.cost import parameter_count, r2plus1d_mid_channels
 from visarch.models import create
 from visarch.models.resnet import BasicBlock
 from visarch.models.video import (
@@ -35,7 +35,6 @@ from visarch.models.video import (
     VideoNetConfig,
     inflate,
     inflate_conv2d,
-    r2plus1d_mid_channels,
     slowfast_frames,
 )
 from visarch.nn import small_cnn

@@ -758,11 +758,16 @@ def r2plus1d_mid_channels(time: int, size: int, c_in: int, c_out: int) -> int:
     r"""Tran et al.'s :math:`M = \lfloor t d^2 N N' / (d^2 N + t N') \rfloor`, the intermediate channels that give a
     (2+1)D block, :math:`M(d^2 N + t N')` weights, about the :math:`t d^2 N N'` of the 3D convolution it replaces.
 
+    The (2+1)D blocks of ``visarch.models.video`` take this width by default.
+
     Args:
         time: t, the temporal kernel size.
         size: d, the spatial kernel size.
         c_in: N.
         c_out: N'.
+
+    Returns:
+        M, which can be 0 for tiny widths (:math:`d = 1`, one input channel): a block that cannot exist.
     """
     t, d = check_int(time, "temporal kernel size t", low=1), check_int(size, "spatial kernel size d", low=1)
     n, n_out = check_int(c_in, "input channels N", low=1), check_int(c_out, "output channels N'", low=1)

@@ -45,11 +45,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from visarch.checks import check_int, check_ints
+from visarch.cost import r2plus1d_mid_channels
 from visarch.models.registry import register
 
 __all__ = ["C3DBlock", "InflatedConv3d", "LateralConnection", "R2Plus1DBlock", "SlowFastStem", "VideoNet",
-           "VideoNetConfig", "check_video", "inflate", "inflate_conv2d", "r2plus1d_mid_channels",
-           "slowfast_frames"]
+           "VideoNetConfig", "check_video", "inflate", "inflate_conv2d", "slowfast_frames"]
 
 
 def check_video(x: torch.Tensor, *, in_channels: int, min_frames: int, min_size: int, model: str) -> None:
@@ -104,26 +104,6 @@ class C3DBlock(nn.Module):
         return self.pool(self.act(self.bn(self.conv(x))))
 
 
-def r2plus1d_mid_channels(time: int, size: int, c_in: int, c_out: int) -> int:
-    r"""Tran et al.'s :math:`M_i = \lfloor t d^2 N_{i-1} N_i / (d^2 N_{i-1} + t N_i) \rfloor`.
-
-    The intermediate channels that give a (2+1)D block about as many weights as the 3D convolution.
-
-    Args:
-        time: t.
-        size: d.
-        c_in: :math:`N_{i-1}`.
-        c_out: :math:`N_i`.
-
-    Returns:
-        :math:`M_i`.
-    """
-    for name, value in (("temporal kernel size t", time), ("spatial kernel size d", size),
-                        ("input channels N_{i-1}", c_in), ("output channels N_i", c_out)):
-        check_int(value, name, where="r2plus1d_mid_channels", ge=1)
-    return time * size * size * c_in * c_out // (size * size * c_in + time * c_out)
-
-
 class R2Plus1DBlock(nn.Module):
     """A (2+1)D block, ``[B, N_{i-1}, T, H, W] -> [B, N_i, T/p_t, H/p, W/p]``.
 
@@ -137,7 +117,7 @@ class R2Plus1DBlock(nn.Module):
         size: d.
         batch_norm: add batch norm after each convolution (otherwise they have biases).
         pool: ``(p_t, p, p)`` of the max pool; None for no pooling.
-        mid: M_i; None for :func:`~visarch.models.video.r2plus1d_mid_channels`, which matches the weights of
+        mid: M_i; None for :func:`~visarch.cost.r2plus1d_mid_channels`, which matches the weights of
             the 3D convolution.
     """
 
