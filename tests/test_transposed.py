@@ -207,7 +207,7 @@ BAD_CASES = [
     ("stride-negative", {"stride": (2, -1)}, ValueError, r"stride S must be >= 1, got \(2, -1\)"),
     ("padding-negative", {"padding": -1}, ValueError, r"padding P must be >= 0, got -1"),
     ("groups-0", {"groups": 0}, ValueError, r"number of groups G must be >= 1, got 0"),
-    ("groups-float", {"groups": 2.0}, TypeError, r"groups must be an int, got float"),
+    ("groups-float", {"groups": 2.0}, TypeError, r"number of groups G must be an int, got float 2\.0"),
     ("stride-float", {"stride": 2.0}, TypeError, r"stride S must be an int or a pair of ints, got 2\.0"),
     ("padding-string", {"padding": "same"},
      TypeError, r"padding P must be an int or a pair of ints, got 'same'"),
@@ -234,7 +234,7 @@ BAD_CASES = [
     [
         (flip_weight, (zeros(3, 2, 2),), ValueError, r"weight must have rank 4 \[C, C'/G, F_h, F_w\], got rank 3"),
         (flip_weight, (zeros(3, 2, 2, 2), 2), ValueError, r"input channels C=3 are not divisible by groups G=2"),
-        (flip_weight, (zeros(4, 2, 2, 2), 0), ValueError, r"number of groups G must be a positive int, got 0"),
+        (flip_weight, (zeros(4, 2, 2, 2), 0), ValueError, r"flip_weight: number of groups G must be >= 1, got 0"),
         (flip_weight, (zeros(4, 2, 2, 2, dtype=torch.int64),), TypeError, r"floating-point dtype"),
         (dilate_and_pad, (zeros(3, 3), 0), ValueError, r"kernel_size F must be >= 1, got 0"),
         (dilate_and_pad, ([[0.0]], 1), TypeError, r"input must be a torch.Tensor, got list"),
