@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from visarch.models.layers import check_positive, check_positive_int, check_probability
+from visarch.checks import check_int, check_real
 from visarch.models.registry import register
 from visarch.models.vit import EncoderBlock
 from visarch.tokenizer import digit_tokenizer
@@ -85,21 +85,21 @@ class VATTConfig:
     def __post_init__(self):
         for name in ("frames", "image_size", "in_channels", "audio_samples", "audio_patch", "vocab_size",
                      "text_length", "va_dim", "vt_dim"):
-            check_positive_int(name, getattr(self, name))
+            check_int(getattr(self, name), name, where=type(self).__name__, ge=1)
         if len(self.video_patch) != 3:
             raise ValueError(f"video_patch must be (t, h, w), got {self.video_patch!r}")
         for side in self.video_patch:
-            check_positive_int("video_patch side", side)
+            check_int(side, "video_patch side", where=type(self).__name__, ge=1)
         for name in ("video", "audio", "text"):
             size = getattr(self, name)
             if len(size) != 4:
                 raise ValueError(f"{name} must be (width, blocks, heads, MLP width), got {size!r}")
             for value in size:
-                check_positive_int(f"{name} size", value)
+                check_int(value, f"{name} size", where=type(self).__name__, ge=1)
             if size[0] % size[2]:
                 raise ValueError(f"{name} width {size[0]} is not divisible by its {size[2]} heads")
-        check_probability("drop_rate", self.drop_rate)
-        check_positive("temperature", self.temperature)
+        check_real(self.drop_rate, "drop_rate", where=type(self).__name__, ge=0, lt=1)
+        check_real(self.temperature, "temperature", where=type(self).__name__, gt=0)
 
     @property
     def video_grid(self) -> tuple[int, int, int]:
@@ -191,7 +191,7 @@ def drop_tokens(tokens: torch.Tensor, rate: float, *, generator: torch.Generator
     Returns:
         The kept tokens ``[B, N_kept, d]``, a different subset for every example.
     """
-    check_probability("rate", rate)
+    check_real(rate, "rate", where="drop_tokens", ge=0, lt=1)
     b, n, _ = tokens.shape
     keep = max(1, round((1 - rate) * n))
     order = torch.rand(b, n, generator=generator, device=tokens.device).argsort(dim=1)[:, :keep]  # [B, kept]
@@ -335,7 +335,7 @@ def nce_loss(video: torch.Tensor, audio: torch.Tensor, *, temperature: float = 0
         The scalar loss.
     """
     _check_pairs("nce_loss", video, audio)
-    check_positive("temperature", temperature)
+    check_real(temperature, "temperature", where="nce_loss", gt=0)
     scores = video @ audio.T / temperature  # [B, B]
     off = ~torch.eye(scores.shape[0], dtype=torch.bool, device=scores.device)
     negatives = torch.logsumexp(scores[off], dim=0)  # log sum over the B^2 - B non-matching pairs
@@ -366,7 +366,7 @@ def mil_nce_loss(video: torch.Tensor, texts: torch.Tensor, *, temperature: float
     if texts.dim() != 3 or video.dim() != 2 or texts.shape[0] != video.shape[0] or texts.shape[2] != video.shape[1]:
         raise ValueError(f"mil_nce_loss needs video [B, d] and texts [B, K, d], got {tuple(video.shape)} and "
                          f"{tuple(texts.shape)}")
-    check_positive("temperature", temperature)
+    check_real(temperature, "temperature", where="mil_nce_loss", gt=0)
     scores = torch.einsum("id,kpd->ikp", video, texts) / temperature  # [B, B, K]: clip i, captions of clip k
     same = torch.eye(scores.shape[0], dtype=torch.bool, device=scores.device)
     positives = torch.logsumexp(scores[same], dim=-1)  # [B]: log of the sum over clip i's own captions
