@@ -1,31 +1,14 @@
-"""What every optimizer of ``visarch.optim`` shares: argument checks and the gathering of a group's tensors.
+"""What every optimizer of ``visarch.optim`` shares: the gathering of a group's tensors and the step count.
 
-The checks raise what ``torch.optim`` raises (``ValueError``) for the same conditions, with a
-message that names the hyperparameter and the condition it violates.
+The optimizers check their hyperparameters with :mod:`visarch.checks`, refusing what ``torch.optim``
+refuses, with the same exception type (``ValueError``).
 """
 
 from __future__ import annotations
 
 import functools
-import numbers
 
 import torch
-
-
-def check_at_least(name, value, low=0.0):
-    """A real hyperparameter that must be >= ``low`` (lr, eps, weight_decay, momentum, ...)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not value >= low:  # also refuses nan
-        raise ValueError(f"Invalid {name}: {value} (must be >= {low})")
-
-
-def check_beta(name, value):
-    """A decay rate of a moving average: 0 <= beta < 1 (beta = 1 would never forget the first value)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"Invalid {name}: {value} (must be in [0, 1))")
 
 
 def gather(group, state, init):
