@@ -110,7 +110,7 @@ def test_bad_input():
         TimeSformerConfig(heads=5)
     with pytest.raises(ValueError, match="attention scheme must be one of"):
         TimeSformerConfig(attention="local")
-    with pytest.raises(ValueError, match="number of frames F must be > 0"):
+    with pytest.raises(ValueError, match="number of frames F must be >= 1, got 0"):
         TimeSformerConfig(frames=0)
     model = TimeSformer()
     with pytest.raises(ValueError, match="clip has 3 frames"):

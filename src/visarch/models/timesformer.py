@@ -43,8 +43,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from visarch.checks import check_int
 from visarch.functional.attention import scaled_dot_product_attention
-from visarch.models.layers import check_positive
 from visarch.models.registry import register
 from visarch.nn.attention import MultiHeadSelfAttention
 
@@ -97,9 +97,7 @@ class TimeSformerConfig:
                             ("patch size p", self.patch_size), ("input channels C", self.in_channels),
                             ("token dimension D", self.dim), ("depth", self.depth), ("heads", self.heads),
                             ("MLP ratio r", self.mlp_ratio), ("number of classes K", self.num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-            check_positive(name, value)
+            check_int(value, name, where=type(self).__name__, ge=1)
         if self.image_size % self.patch_size:
             raise ValueError(f"patch size p={self.patch_size} does not divide the frame size {self.image_size}")
         if self.dim % self.heads:
