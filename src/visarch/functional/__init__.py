@@ -19,10 +19,12 @@ from visarch.functional.normalization import (
     normalize,
     normalize_loop,
 )
+from visarch.functional.pooling import avg_pool2d, global_avg_pool2d, max_pool2d, pool_output_size
 from visarch.functional.transposed import conv_transpose2d, conv_transpose_output_size, dilate_and_pad, flip_weight
 
 __all__ = [
     "attention_weights",
+    "avg_pool2d",
     "batch_norm",
     "chunked_attention",
     "conv1d",
@@ -36,13 +38,16 @@ __all__ = [
     "conv_transpose_output_size",
     "dilate_and_pad",
     "flip_weight",
+    "global_avg_pool2d",
     "group_norm",
     "instance_norm",
     "layer_norm",
+    "max_pool2d",
     "nl_means",
     "nl_means_loop",
     "nl_means_weights",
     "normalize",
     "normalize_loop",
+    "pool_output_size",
     "scaled_dot_product_attention",
 ]
