@@ -37,9 +37,9 @@ SAMPLE = '''    def scale(self, x, factor, *, eps=1e-5):
         """Docstring stays."""
         if factor <= 0:
             raise ValueError(f"factor must be positive, got {factor}")
-        check_int(x.dim(), "x.dim()", low=1)
+        check_int(x.dim(), "x.dim()", where="scale", ge=1)
         for name in ("factor", "eps"):
-            check_positive(name, locals()[name])
+            check_real(locals()[name], name, where="scale", gt=0)
         y = x * factor  # the lesson
         if y.isnan().any():
             y = y.nan_to_num()

@@ -185,7 +185,7 @@ def test_registry_model(name):
     (lambda: create("resnet50_cifar")(torch.zeros(1, 1, 8, 8)), ValueError, r"input must be \[B, 3, H, W\]"),
     (lambda: create("resnet50")(torch.zeros(1, 3, 16, 16)), ValueError,
      r"input 16x16 is smaller than 32x32, the network's total stride"),
-    (lambda: create("resnext50_32x4d", groups=3), ValueError, r"128 channels are not divisible by 3 groups"),
+    (lambda: create("resnext50_32x4d", groups=3), ValueError, r"ResNetConfig: groups must divide the first stack's 3x3 convolution's 128 channels, got 3"),
     (lambda: create("resnet18", groups=2), ValueError, r"groups must be 1, bottleneck_width and se_reduction None"),
     (lambda: create("resnet50", block="dense"), ValueError, r"block must be 'bottleneck' or 'basic'"),
     (lambda: create("se_resnet50", se_reduction=0), ValueError, r"se_reduction must be None or a positive int"),

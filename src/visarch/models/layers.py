@@ -1,5 +1,5 @@
 r"""Pieces the models share: convolution + batch norm + activation, squeeze-and-excitation,
-stochastic depth, channel rounding, and the checks every configuration and every model's input go through.
+stochastic depth, channel rounding, and the check every model's input goes through.
 
 Squeeze-and-excitation (Hu et al., 2018) reweights the :math:`C` channels of
 :math:`\mathbf{x} \in \mathbb{R}^{C \times H \times W}`: squeeze each channel to its mean
@@ -16,8 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SqueezeExcitation", "StochasticDepth", "check_divisible", "check_image", "check_positive",
-           "check_positive_int", "check_probability", "conv_bn_act", "make_divisible"]
+from visarch.checks import check_int, check_real
+
+__all__ = ["SqueezeExcitation", "StochasticDepth", "check_image", "conv_bn_act", "make_divisible"]
 
 
 def conv_bn_act(c_in: int, c_out: int, kernel_size: int, *, stride: int = 1, groups: int = 1,
@@ -61,7 +62,7 @@ class SqueezeExcitation(nn.Module):
 
     def __init__(self, channels: int, squeeze: int, *, act: type[nn.Module] = nn.ReLU):
         super().__init__()
-        check_positive("squeeze channels C_s", squeeze)
+        check_int(squeeze, "squeeze channels C_s", where=type(self).__name__, ge=1)
         self.reduce = nn.Conv2d(channels, squeeze, 1)  # W_1, b_1 as a 1x1 convolution on [B, C, 1, 1]
         self.act = act()
         self.expand = nn.Conv2d(squeeze, channels, 1)  # W_2, b_2
@@ -85,7 +86,7 @@ class StochasticDepth(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
-        self.p = p
+        self.p = check_real(p, "p", where=type(self).__name__, ge=0, lt=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
@@ -112,51 +113,6 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     """
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
-
-
-def check_positive(name: str, value) -> None:
-    """Raise ``ValueError`` unless ``value`` is a positive number (width multipliers, ratios, counts).
-
-    Args:
-        name: what ``value`` is, for the error message.
-        value: the number to check; a bool is refused.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-
-
-def check_positive_int(name: str, value) -> None:
-    """Raise ``ValueError`` unless ``value`` is a positive int (a bool is not one): channel counts, depths, sizes.
-
-    Args:
-        name: what ``value`` is, for the error message.
-        value: the number to check.
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def check_probability(name: str, value) -> None:
-    """Raise ``ValueError`` unless ``value`` is a number in [0, 1): dropout and drop-path probabilities, ratios.
-
-    Args:
-        name: what ``value`` is, for the error message.
-        value: the number to check; a bool is refused.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-
-
-def check_divisible(channels: int, groups: int, what: str) -> None:
-    """Raise ``ValueError`` unless ``groups`` divides ``channels`` (grouped convolutions need it).
-
-    Args:
-        channels: the channel count to split.
-        groups: the number of groups; fewer than 1 is refused too.
-        what: the layer being checked, for the error message.
-    """
-    if groups < 1 or channels % groups:
-        raise ValueError(f"{what}: {channels} channels are not divisible by {groups} groups")
 
 
 def check_image(x: torch.Tensor, *, in_channels: int, min_size: int, model: str,
