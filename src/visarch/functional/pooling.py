@@ -83,7 +83,7 @@ def pool_output_size(size: int, kernel_size: int, stride: int | None = None, pad
     .. math::
 
         Z' = \left\lfloor \frac{Z + 2P - F}{S} \right\rfloor + 1
-        \quad\text{or, with ceil\_mode,}\quad
+        \quad\text{or, in ceil mode,}\quad
         Z' = \left\lceil \frac{Z + 2P - F}{S} \right\rceil + 1,
 
     and in ceil mode one less if :math:`(Z' - 1)S \ge Z + P`: the last window must start inside
