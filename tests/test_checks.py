@@ -8,12 +8,22 @@ import numpy as np
 import pytest
 import torch
 
-from visarch.checks import ArgumentTypeError, check_floating, check_int, check_ints, check_real, ntuple, pair
+from visarch.checks import (
+    ArgumentTypeError,
+    check_bool,
+    check_floating,
+    check_int,
+    check_ints,
+    check_real,
+    ntuple,
+    pair,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "visarch"
 
 
 @pytest.mark.parametrize("call, expected", [
+    (lambda: check_bool(False, "bias", where="conv_parameters"), False),
     (lambda: check_int(3, "depth", where="Net", ge=1), 3),
     (lambda: check_int(np.int64(4), "depth", where="Net", ge=1, le=4), 4),
     (lambda: check_real(0.5, "p", where="Net", ge=0, lt=1), 0.5),
@@ -48,6 +58,8 @@ def test_a_value_out_of_range_is_a_value_error_naming_where_what_condition_and_v
 
 
 @pytest.mark.parametrize("call, message", [
+    (lambda: check_bool(1, "is_causal", where="scaled_dot_product_attention"),
+     "scaled_dot_product_attention: is_causal must be a bool, got int 1"),
     (lambda: check_int(2.5, "depth", where="ViTConfig", ge=1), "ViTConfig: depth must be an int, got float 2.5"),
     (lambda: check_int(True, "depth", where="Net"), "depth must be an int, got bool True"),
     (lambda: check_int(None, "depth", where="Net"), "depth must be an int, got NoneType None"),

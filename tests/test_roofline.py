@@ -90,7 +90,8 @@ def test_the_figure_draws_every_point():
     (lambda: attainable_rate(4.0, peak=0.0, bandwidth=1e9), ValueError, "peak must be > 0"),
     (lambda: unfused_slowdown(Traffic(1, 1), peak=1e9, bandwidth=float("nan")), ValueError, "bandwidth must be > 0"),
     (lambda: measure_bandwidth(megabytes=0), ValueError, "megabytes must be >= 1"),
-    (lambda: measure_matmul_rate(size=64, min_run_time="1"), TypeError, "min_run_time must be a number"),
+    (lambda: measure_matmul_rate(size=64, min_run_time="1"), TypeError,
+     "min_run_time must be a real number, got str '1'"),
 ])
 def test_bad_input_is_named(call, error, match):
     with pytest.raises(error, match=match):

@@ -21,7 +21,8 @@ import numbers
 
 import torch
 
-__all__ = ["ArgumentTypeError", "check_floating", "check_int", "check_ints", "check_real", "ntuple", "pair"]
+__all__ = ["ArgumentTypeError", "check_bool", "check_floating", "check_int", "check_ints", "check_real", "ntuple",
+           "pair"]
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -57,6 +58,17 @@ def _within(value, gt, ge, lt, le) -> bool:
     """Whether ``value`` meets every bound given (False for nan, which no comparison satisfies)."""
     return ((gt is None or value > gt) and (ge is None or value >= ge)
             and (lt is None or value < lt) and (le is None or value <= le))
+
+
+def check_bool(value, name: str, *, where: str) -> bool:
+    """A bool (an int such as 1 does not count); returns it.
+
+    Raises:
+        ArgumentTypeError: ``value`` is not a bool.
+    """
+    if not isinstance(value, bool):
+        raise ArgumentTypeError(f"{where}: {name} must be a bool, got {_kind(value)}")
+    return value
 
 
 def check_int(value, name: str, *, where: str, ge=None, le=None) -> int:

@@ -64,7 +64,7 @@ from typing import NamedTuple
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from visarch.functional._checks import check_int, pair
+from visarch.checks import check_bool, check_int, pair
 
 __all__ = ["LayerCost", "attention_parameters", "auxiliary_head_parameters", "basic_block_parameters",
            "bottleneck_parameters", "c3d_block_parameters", "clip_parameters", "conv_macs", "conv_parameters",
@@ -78,21 +78,16 @@ __all__ = ["LayerCost", "attention_parameters", "auxiliary_head_parameters", "ba
            "vgg_parameters", "video_net_parameters", "vit_parameters", "wide_resnet_parameters"]
 
 
-def _check_layer(c_in, c_out, groups):
+def _check_layer(c_in, c_out, groups, *, where):
     """Validate channel counts and groups; return ``C/G``."""
-    check_int(c_in, "input channels C", low=1)
-    check_int(c_out, "output channels C'", low=1)
-    check_int(groups, "number of groups G", low=1)
+    check_int(c_in, "input channels C", where=where, ge=1)
+    check_int(c_out, "output channels C'", where=where, ge=1)
+    check_int(groups, "number of groups G", where=where, ge=1)
     if c_in % groups:
         raise ValueError(f"input channels C={c_in} are not divisible by groups G={groups}")
     if c_out % groups:
         raise ValueError(f"output channels C'={c_out} are not divisible by groups G={groups}")
     return c_in // groups
-
-
-def _check_bias(bias, name="bias"):
-    if not isinstance(bias, bool):
-        raise TypeError(f"{name} must be a bool, got {type(bias).__name__}")
 
 
 def conv_parameters(c_in, c_out, kernel_size, *, groups=1, bias=True) -> int:
@@ -110,9 +105,9 @@ def conv_parameters(c_in, c_out, kernel_size, *, groups=1, bias=True) -> int:
         groups: G, which must divide C and C'.
         bias: count the C' biases.
     """
-    c_per_group = _check_layer(c_in, c_out, groups)
-    fh, fw = pair(kernel_size, "kernel_size F", low=1)
-    _check_bias(bias)
+    c_per_group = _check_layer(c_in, c_out, groups, where="conv_parameters")
+    fh, fw = pair(kernel_size, "kernel_size F", where="conv_parameters", ge=1)
+    check_bool(bias, "bias", where="conv_parameters")
     return c_out * c_per_group * fh * fw + (c_out if bias else 0)
 
 
@@ -132,9 +127,9 @@ def conv_macs(c_in, c_out, kernel_size, output_size, *, groups=1) -> int:
             :func:`~visarch.functional.conv.conv_output_size`).
         groups: G, which must divide C and C'.
     """
-    c_per_group = _check_layer(c_in, c_out, groups)
-    fh, fw = pair(kernel_size, "kernel_size F", low=1)
-    h_out, w_out = pair(output_size, "output_size H'", low=1)
+    c_per_group = _check_layer(c_in, c_out, groups, where="conv_macs")
+    fh, fw = pair(kernel_size, "kernel_size F", where="conv_macs", ge=1)
+    h_out, w_out = pair(output_size, "output_size H'", where="conv_macs", ge=1)
     return c_out * h_out * w_out * c_per_group * fh * fw
 
 
@@ -152,7 +147,7 @@ def separable_conv_parameters(c_in, c_out, kernel_size, *, multiplier=1, bias=Tr
         multiplier: the channel multiplier m of the depthwise layer (``groups=C``, ``C * m`` output channels).
         bias: count the biases of both layers.
     """
-    c_mid = c_in * check_int(multiplier, "channel multiplier m", low=1)
+    c_mid = c_in * check_int(multiplier, "channel multiplier m", where="separable_conv_parameters", ge=1)
     return conv_parameters(c_in, c_mid, kernel_size, groups=c_in, bias=bias) + conv_parameters(
         c_mid, c_out, 1, bias=bias
     )
@@ -172,7 +167,7 @@ def separable_conv_macs(c_in, c_out, kernel_size, output_size, *, multiplier=1) 
         output_size: H' or ``(H', W')``, the output of the depthwise layer, which the pointwise layer keeps.
         multiplier: the channel multiplier m of the depthwise layer.
     """
-    c_mid = c_in * check_int(multiplier, "channel multiplier m", low=1)
+    c_mid = c_in * check_int(multiplier, "channel multiplier m", where="separable_conv_macs", ge=1)
     return conv_macs(c_in, c_mid, kernel_size, output_size, groups=c_in) + conv_macs(
         c_mid, c_out, 1, output_size
     )
@@ -231,8 +226,8 @@ def gmacs(model, image_size: int = 224, *, in_channels: int = 3, device: str = "
         in_channels: its channels.
         device: where the input is made, ``"meta"`` or the model's device.
     """
-    check_int(image_size, "image_size", low=1)
-    check_int(in_channels, "in_channels", low=1)
+    check_int(image_size, "image_size", where="gmacs", ge=1)
+    check_int(in_channels, "in_channels", where="gmacs", ge=1)
     return model_macs(model, (1, in_channels, image_size, image_size), device=device) / 1e9
 
 
@@ -316,14 +311,15 @@ def layer_costs(model, input_size, modules, *, device: str = "meta") -> list[Lay
 
 def norm_parameters(channels: int) -> int:
     """A batch norm or LayerNorm over ``channels`` features: a scale and a shift each, 2C."""
-    return 2 * check_int(channels, "channels C", low=1)
+    return 2 * check_int(channels, "channels C", where="norm_parameters", ge=1)
 
 
 def linear_parameters(in_features: int, out_features: int, *, bias: bool = True) -> int:
     """A linear layer ``in -> out``: ``in * out`` weights, plus ``out`` biases."""
-    _check_bias(bias)
-    return check_int(in_features, "in_features", low=1) * check_int(out_features, "out_features", low=1) \
-        + (out_features if bias else 0)
+    check_bool(bias, "bias", where="linear_parameters")
+    n_in = check_int(in_features, "in_features", where="linear_parameters", ge=1)
+    n_out = check_int(out_features, "out_features", where="linear_parameters", ge=1)
+    return n_in * n_out + (n_out if bias else 0)
 
 
 def attention_parameters(dim: int) -> int:
@@ -380,7 +376,7 @@ def bottleneck_parameters(c_in: int, mid: int, out: int, *, projection: bool, gr
     total = conv_parameters(c_in, mid, 1, bias=False) + conv_parameters(mid, mid, 3, groups=groups, bias=False)
     total += conv_parameters(mid, out, 1, bias=False) + 2 * norm_parameters(mid) + norm_parameters(out)
     if se_reduction is not None:
-        squeeze = out // check_int(se_reduction, "se_reduction r", low=1)
+        squeeze = out // check_int(se_reduction, "se_reduction r", where="bottleneck_parameters", ge=1)
         total += conv_parameters(out, squeeze, 1) + conv_parameters(squeeze, out, 1)
     return total + (conv_parameters(c_in, out, 1, bias=False) + norm_parameters(out) if projection else 0)
 
@@ -525,7 +521,7 @@ def cvt_macs(config, image_size: int) -> int:
     token joins both in the last stage), the two attention products :math:`2 T T_k C`, the output map and the MLP;
     the head reads the class token.
     """
-    check_int(image_size, "image_size", low=1)
+    check_int(image_size, "image_size", where="cvt_macs", ge=1)
     total, side, c_in = 0, image_size, config.in_channels
     q, s = config.qkv_kernel, config.kv_stride
     for i, (c, depth, k, stride, pad) in enumerate(zip(config.dims, config.depths, config.embed_kernels,
@@ -586,7 +582,7 @@ def vgg_macs(config, image_size: int, *, stages) -> int:
         image_size: S, at least :math:`2^{s-1}` for s stages.
         stages: the column of table 1, as for :func:`vgg_parameters`.
     """
-    side = check_int(image_size, "image_size", low=1)
+    side = check_int(image_size, "image_size", where="vgg_macs", ge=1)
     total, channels = 0, config.in_channels
     for stage in stages:
         for layer in stage:
@@ -726,10 +722,11 @@ def nonlocal_block_parameters(in_channels: int, inter_channels: int, *, mode: st
         mode: the pairwise function, one of ``visarch.nn.nonlocal_block.MODES``.
         batch_norm: whether batch norm follows :math:`W_z`.
     """
-    c, ci = check_int(in_channels, "in_channels C", low=1), check_int(inter_channels, "inter_channels C'", low=1)
+    c = check_int(in_channels, "in_channels C", where="nonlocal_block_parameters", ge=1)
+    ci = check_int(inter_channels, "inter_channels C'", where="nonlocal_block_parameters", ge=1)
     if mode not in _NONLOCAL_MODES:
         raise ValueError(f"mode must be one of {', '.join(_NONLOCAL_MODES)}, got {mode!r}")
-    _check_bias(batch_norm, "batch_norm")
+    check_bool(batch_norm, "batch_norm", where="nonlocal_block_parameters")
     embeddings = 1 if mode == "gaussian" else 3
     return (embeddings * (c * ci + ci) + ci * c + (2 * c if batch_norm else c)
             + (2 * ci if mode == "concatenation" else 0))
@@ -746,7 +743,7 @@ def timesformer_parameters(config, *, attentions: int) -> int:
     ``visarch.models.timesformer.SCHEMES`` (1 for joint and space, 2 for divided and local-global, 3 for
     axial): the table stays with the model, whose attention layouts give its entries their meaning.
     """
-    d, a = config.dim, check_int(attentions, "attentions a", low=1)
+    d, a = config.dim, check_int(attentions, "attentions a", where="timesformer_parameters", ge=1)
     hidden = config.mlp_ratio * d
     block = a * (norm_parameters(d) + attention_parameters(d)) + norm_parameters(d) \
         + linear_parameters(d, hidden) + linear_parameters(hidden, d)
@@ -769,15 +766,17 @@ def r2plus1d_mid_channels(time: int, size: int, c_in: int, c_out: int) -> int:
     Returns:
         M, which can be 0 for tiny widths (:math:`d = 1`, one input channel): a block that cannot exist.
     """
-    t, d = check_int(time, "temporal kernel size t", low=1), check_int(size, "spatial kernel size d", low=1)
-    n, n_out = check_int(c_in, "input channels N", low=1), check_int(c_out, "output channels N'", low=1)
+    t = check_int(time, "temporal kernel size t", where="r2plus1d_mid_channels", ge=1)
+    d = check_int(size, "spatial kernel size d", where="r2plus1d_mid_channels", ge=1)
+    n = check_int(c_in, "input channels N", where="r2plus1d_mid_channels", ge=1)
+    n_out = check_int(c_out, "output channels N'", where="r2plus1d_mid_channels", ge=1)
     return t * d * d * n * n_out // (d * d * n + t * n_out)
 
 
 def c3d_block_parameters(c_in: int, c_out: int, *, time: int = 3, size: int = 3, batch_norm: bool = True) -> int:
     r"""A C3D block from N to N' channels: a :math:`t \times d \times d` convolution, :math:`t d^2 N N'` weights,
     with batch norm (:math:`2N'`) or else biases (:math:`N'`)."""
-    _check_bias(batch_norm, "batch_norm")
+    check_bool(batch_norm, "batch_norm", where="c3d_block_parameters")
     return time * size * size * c_in * c_out + (norm_parameters(c_out) if batch_norm else c_out)
 
 
@@ -788,8 +787,9 @@ def r2plus1d_block_parameters(c_in: int, c_out: int, *, time: int = 3, size: int
 
     ``mid`` None takes M from :func:`r2plus1d_mid_channels`.
     """
-    _check_bias(batch_norm, "batch_norm")
-    m = r2plus1d_mid_channels(time, size, c_in, c_out) if mid is None else check_int(mid, "mid channels M", low=1)
+    check_bool(batch_norm, "batch_norm", where="r2plus1d_block_parameters")
+    m = (r2plus1d_mid_channels(time, size, c_in, c_out) if mid is None
+         else check_int(mid, "mid channels M", where="r2plus1d_block_parameters", ge=1))
     extra = norm_parameters if batch_norm else int
     return size * size * c_in * m + extra(m) + time * m * c_out + extra(c_out)
 
@@ -914,7 +914,7 @@ def inverted_residual_parameters(c_in: int, c_out: int, *, expand_ratio: int, ke
     plus, with ``squeeze`` :math:`s`, the squeeze-and-excitation gate's two 1 x 1 convolutions with biases,
     :math:`2 tc\, s + s + tc`.
     """
-    hidden = c_in * check_int(expand_ratio, "expand_ratio t", low=1)
+    hidden = c_in * check_int(expand_ratio, "expand_ratio t", where="inverted_residual_parameters", ge=1)
     total = _conv_bn(c_in, hidden, 1) if expand_ratio != 1 else 0
     total += _conv_bn(hidden, hidden, kernel_size, groups=hidden) + _conv_bn(hidden, c_out, 1)
     if squeeze is not None:

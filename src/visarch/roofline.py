@@ -34,21 +34,21 @@ from typing import NamedTuple
 import torch
 from torch.utils.benchmark import Timer
 
+from visarch.checks import check_int, check_real
 from visarch.cost import conv_macs
-from visarch.functional._checks import check_int, check_positive
 
 __all__ = ["Traffic", "attainable_rate", "attention_traffic", "im2col_traffic", "measure_bandwidth",
            "measure_matmul_rate", "unfused_slowdown"]
 
 
-def _check_counts(**counts):
+def _check_counts(where, **counts):
     for name, value in counts.items():
-        check_int(value, name, low=1)
+        check_int(value, name, where=where, ge=1)
 
 
-def _check_rates(**rates):
+def _check_rates(where, **rates):
     for name, value in rates.items():
-        check_positive(value, name)
+        check_real(value, name, where=where, gt=0)
 
 
 class Traffic(NamedTuple):
@@ -84,7 +84,8 @@ def im2col_traffic(c_in: int, c_out: int, kernel_size: tuple[int, int], output_s
         itemsize: bytes per number (4 for float32).
     """
     (fh, fw), (h, w) = kernel_size, output_size
-    _check_counts(c_in=c_in, c_out=c_out, F_h=fh, F_w=fw, H_out=h, W_out=w, batch=batch, itemsize=itemsize)
+    _check_counts("im2col_traffic", c_in=c_in, c_out=c_out, F_h=fh, F_w=fw, H_out=h, W_out=w, batch=batch,
+                  itemsize=itemsize)
     macs = batch * conv_macs(c_in, c_out, (fh, fw), (h, w))  # the product, for all N images
     entries = macs // c_out  # of the patch matrices: each meets each of the C' filters once
     return Traffic(flops=2 * macs, bytes=2 * itemsize * entries)
@@ -106,20 +107,20 @@ def attention_traffic(length: int, source: int, head_dim: int, *, heads: int = 1
         heads: heads (times images) computed.
         itemsize: bytes per number (4 for float32).
     """
-    _check_counts(length=length, source=source, head_dim=head_dim, heads=heads, itemsize=itemsize)
+    _check_counts("attention_traffic", length=length, source=source, head_dim=head_dim, heads=heads, itemsize=itemsize)
     scores = heads * length * source
     return Traffic(flops=4 * head_dim * scores, bytes=4 * itemsize * scores)
 
 
 def attainable_rate(intensity: float, *, peak: float, bandwidth: float) -> float:
     """The roofline: ``min(peak, intensity * bandwidth)`` FLOP/s at ``intensity`` FLOP per byte."""
-    _check_rates(intensity=intensity, peak=peak, bandwidth=bandwidth)
+    _check_rates("attainable_rate", intensity=intensity, peak=peak, bandwidth=bandwidth)
     return min(peak, intensity * bandwidth)
 
 
 def unfused_slowdown(traffic: Traffic, *, peak: float, bandwidth: float) -> float:
     """Lower bound on (product + traffic) / product alone: ``1 + peak / (intensity * bandwidth)``."""
-    _check_rates(peak=peak, bandwidth=bandwidth)
+    _check_rates("unfused_slowdown", peak=peak, bandwidth=bandwidth)
     return 1.0 + peak / (traffic.intensity * bandwidth)
 
 
@@ -135,8 +136,8 @@ def measure_bandwidth(*, megabytes: int = 256, min_run_time: float = 0.3) -> flo
     The buffers are allocated and touched before timing, so page faults are not counted; use a
     size well above the last-level cache, or the caches' bandwidth is measured instead.
     """
-    check_int(megabytes, "megabytes", low=1)
-    check_positive(min_run_time, "min_run_time")
+    check_int(megabytes, "megabytes", where="measure_bandwidth", ge=1)
+    check_real(min_run_time, "min_run_time", where="measure_bandwidth", gt=0)
     src = torch.ones(megabytes * 2**20 // 4, dtype=torch.float32)
     dst = torch.zeros_like(src)
     return 2 * src.numel() * src.element_size() / _median_seconds(lambda: dst.copy_(src), min_run_time)
@@ -144,8 +145,8 @@ def measure_bandwidth(*, megabytes: int = 256, min_run_time: float = 0.3) -> flo
 
 def measure_matmul_rate(*, size: int = 1024, min_run_time: float = 0.3) -> float:
     """FLOP per second of one float32 ``size x size`` matrix product (2 size^3 operations) into a fixed output."""
-    check_int(size, "size", low=1)
-    check_positive(min_run_time, "min_run_time")
+    check_int(size, "size", where="measure_matmul_rate", ge=1)
+    check_real(min_run_time, "min_run_time", where="measure_matmul_rate", gt=0)
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.randn(size, size, generator=gen, dtype=torch.float32) for _ in range(2))
     out = torch.empty(size, size, dtype=torch.float32)

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import torch
 
-from visarch.checks import check_floating, check_int, check_real
+from visarch.checks import check_bool, check_floating, check_int, check_real
 
 __all__ = ["scaled_dot_product_attention", "attention_weights", "chunked_attention"]
 
@@ -82,8 +82,7 @@ def _check_attention(query, key, value, attn_mask, is_causal, scale, *, where):
     except RuntimeError:
         raise ValueError(f"batch axes of query {tuple(query.shape[:-2])}, key {tuple(key.shape[:-2])} and value "
                          f"{tuple(value.shape[:-2])} do not broadcast") from None
-    if not isinstance(is_causal, bool):
-        raise TypeError(f"is_causal must be a bool, got {type(is_causal).__name__}")
+    check_bool(is_causal, "is_causal", where=where)
     if scale is not None:
         check_real(scale, "scale", where=where)
     length, source = query.shape[-2], key.shape[-2]

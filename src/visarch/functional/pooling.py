@@ -37,16 +37,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from visarch.checks import ArgumentTypeError, check_floating, check_int, pair
+from visarch.checks import check_bool, check_floating, check_int, pair
 
 __all__ = ["avg_pool2d", "global_avg_pool2d", "max_pool2d", "pool_output_size"]
-
-
-def _check_bool(value, name: str, *, where: str) -> bool:
-    """A bool (an int such as 1 does not count), in the message shape of :mod:`visarch.checks`."""
-    if not isinstance(value, bool):
-        raise ArgumentTypeError(f"{where}: {name} must be a bool, got {type(value).__name__} {value!r}")
-    return value
 
 
 def _output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool, *, where: str,
@@ -111,7 +104,7 @@ def pool_output_size(size: int, kernel_size: int, stride: int | None = None, pad
     stride = kernel_size if stride is None else check_int(stride, "stride S", where=where, ge=1)
     padding = check_int(padding, "padding P", where=where, ge=0)
     _check_padding((kernel_size,), (padding,), where=where, given=(padding, kernel_size))
-    _check_bool(ceil_mode, "ceil_mode", where=where)
+    check_bool(ceil_mode, "ceil_mode", where=where)
     return _output_size(size, kernel_size, stride, padding, ceil_mode, where=where, axis="size")
 
 
@@ -135,7 +128,7 @@ def _windows(input, kernel_size, stride, padding, ceil_mode, *, where, fill):
     pads = pair(padding, "padding", where=where, ge=0)
     _check_padding(kernel, pads, where=where, given=(padding, kernel_size))
     padding = pads
-    _check_bool(ceil_mode, "ceil_mode", where=where)
+    check_bool(ceil_mode, "ceil_mode", where=where)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input  # [N, C, H, W]
     geometry = []
@@ -224,7 +217,7 @@ def avg_pool2d(input, kernel_size, *, stride=None, padding=0, ceil_mode=False, c
         ``[N, C, H', W']`` (``[C, H', W']`` for one image), H' and W' as in :func:`pool_output_size`.
     """
     where = "avg_pool2d"
-    _check_bool(count_include_pad, "count_include_pad", where=where)
+    check_bool(count_include_pad, "count_include_pad", where=where)
     windows, unbatched, (rows, cols) = _windows(input, kernel_size, stride, padding, ceil_mode, where=where,
                                                 fill=0.0)
     sums = windows.sum(dim=(-2, -1))  # [N, C, H', W']

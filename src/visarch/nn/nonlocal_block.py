@@ -41,7 +41,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visarch.checks import check_int
+from visarch.checks import check_bool, check_int
 
 __all__ = ["MODES", "NonLocalBlock", "nonlocal_macs"]
 
@@ -121,9 +121,8 @@ class NonLocalBlock(nn.Module):
         _check_mode(mode)
         if isinstance(dims, bool) or dims not in (2, 3):
             raise ValueError(f"dims must be 2 (images [B, C, H, W]) or 3 (space-time [B, C, T, H, W]), got {dims!r}")
-        for name, flag in (("subsample", subsample), ("batch_norm", batch_norm)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        check_bool(subsample, "subsample", where=type(self).__name__)
+        check_bool(batch_norm, "batch_norm", where=type(self).__name__)
         self.in_channels, self.inter_channels, self.mode, self.dims = in_channels, inter_channels, mode, dims
         self.subsample, self.batch_norm = subsample, batch_norm
         conv = nn.Conv2d if dims == 2 else nn.Conv3d
