@@ -1,11 +1,13 @@
-"""visarch.timing.median_seconds: the median of the timed calls on a scripted clock, warm-up calls untimed."""
+"""visarch.timing: median_seconds, the median of the timed calls on a scripted clock, warm-up calls untimed;
+autorange_seconds, torch.utils.benchmark's blocked autorange."""
 
 import statistics
+import time
 
 import pytest
 
 from visarch import timing
-from visarch.timing import median_seconds
+from visarch.timing import autorange_seconds, median_seconds
 
 
 class ScriptedClock:
@@ -45,3 +47,17 @@ def test_a_real_function_takes_a_positive_time():
 def test_bad_arguments(fn, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         median_seconds(fn, **kwargs)
+
+
+def test_autorange_times_at_least_what_the_call_sleeps():
+    seconds = autorange_seconds(lambda: time.sleep(0.002), min_run_time=0.05)
+    assert 0.002 <= seconds < 0.5
+
+
+@pytest.mark.parametrize("fn, kwargs, exc, match", [
+    (None, {}, TypeError, "autorange_seconds: fn must be callable, got NoneType"),
+    (lambda: None, {"min_run_time": 0}, ValueError, "autorange_seconds: min_run_time must be > 0, got 0"),
+])
+def test_autorange_refuses_bad_arguments(fn, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        autorange_seconds(fn, **kwargs)

@@ -32,10 +32,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch.utils.benchmark import Timer
 
 from visarch.checks import check_int, check_real
 from visarch.cost import conv_macs
+from visarch.timing import autorange_seconds
 
 __all__ = ["Traffic", "attainable_rate", "attention_traffic", "im2col_traffic", "measure_bandwidth",
            "measure_matmul_rate", "unfused_slowdown"]
@@ -124,12 +124,6 @@ def unfused_slowdown(traffic: Traffic, *, peak: float, bandwidth: float) -> floa
     return 1.0 + peak / (traffic.intensity * bandwidth)
 
 
-def _median_seconds(fn, min_run_time: float) -> float:
-    """Median seconds of one ``fn()`` over ``blocked_autorange``, with the threads torch uses."""
-    return Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
-        min_run_time=min_run_time).median
-
-
 def measure_bandwidth(*, megabytes: int = 256, min_run_time: float = 0.3) -> float:
     """Bytes per second of ``dst.copy_(src)`` for two float32 buffers of ``megabytes`` each (read + write).
 
@@ -140,7 +134,7 @@ def measure_bandwidth(*, megabytes: int = 256, min_run_time: float = 0.3) -> flo
     check_real(min_run_time, "min_run_time", where="measure_bandwidth", gt=0)
     src = torch.ones(megabytes * 2**20 // 4, dtype=torch.float32)
     dst = torch.zeros_like(src)
-    return 2 * src.numel() * src.element_size() / _median_seconds(lambda: dst.copy_(src), min_run_time)
+    return 2 * src.numel() * src.element_size() / autorange_seconds(lambda: dst.copy_(src), min_run_time=min_run_time)
 
 
 def measure_matmul_rate(*, size: int = 1024, min_run_time: float = 0.3) -> float:
@@ -150,4 +144,4 @@ def measure_matmul_rate(*, size: int = 1024, min_run_time: float = 0.3) -> float
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.randn(size, size, generator=gen, dtype=torch.float32) for _ in range(2))
     out = torch.empty(size, size, dtype=torch.float32)
-    return 2 * size**3 / _median_seconds(lambda: torch.mm(a, b, out=out), min_run_time)
+    return 2 * size**3 / autorange_seconds(lambda: torch.mm(a, b, out=out), min_run_time=min_run_time)

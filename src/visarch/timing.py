@@ -1,8 +1,9 @@
 """Wall-clock timing for the pages that compare the speed of two ways of computing one thing.
 
 A page reports speed as a ratio of two times measured in the same run (the book's rule), each the
-median of a few calls, so that one call slowed down by the rest of the machine does not decide it.
-The benchmarks, which time for longer, use ``torch.utils.benchmark`` instead.
+median of a few calls, so that one call slowed down by the rest of the machine does not decide it
+(:func:`median_seconds`).  A measurement of the machine itself, which may take longer, uses
+``torch.utils.benchmark``'s blocked autorange over a minimum run time (:func:`autorange_seconds`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import statistics
 import time
 
-from visarch.checks import check_int
+import torch
+from torch.utils.benchmark import Timer
 
-__all__ = ["median_seconds"]
+from visarch.checks import check_int, check_real
+
+__all__ = ["autorange_seconds", "median_seconds"]
 
 
 def median_seconds(fn, *, repeats: int = 3, warmup: int = 0) -> float:
@@ -38,3 +42,23 @@ def median_seconds(fn, *, repeats: int = 3, warmup: int = 0) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def autorange_seconds(fn, *, min_run_time: float = 0.3) -> float:
+    """The median time of one ``fn()``, in seconds, over ``torch.utils.benchmark``'s blocked autorange.
+
+    The timer calls ``fn`` in blocks sized so that each block is long enough to time well, until
+    ``min_run_time`` seconds have passed, with as many threads as torch uses.
+
+    Args:
+        fn: a function of no arguments; what it returns is ignored.
+        min_run_time: the least total time spent measuring, in seconds.
+
+    Returns:
+        The median over the blocks of the time per call.
+    """
+    if not callable(fn):
+        raise TypeError(f"autorange_seconds: fn must be callable, got {type(fn).__name__}")
+    check_real(min_run_time, "min_run_time", where="autorange_seconds", gt=0)
+    timer = Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median
