@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from visarch.cost import nonlocal_block_parameters, parameter_count
-from visarch.nn.nonlocal_block import MODES, NonLocalBlock, nonlocal_macs
+from visarch.cost import nonlocal_block_parameters, nonlocal_macs, parameter_count
+from visarch.nn.nonlocal_block import MODES, NonLocalBlock
 
 
 def clip(dims, batch=2, channels=6, generator=None):

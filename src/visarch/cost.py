@@ -65,6 +65,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from visarch.checks import check_bool, check_int, pair
+from visarch.nn.nonlocal_block import MODES as NONLOCAL_MODES
 
 __all__ = ["LayerCost", "attention_parameters", "auxiliary_head_parameters", "basic_block_parameters",
            "bottleneck_parameters", "c3d_block_parameters", "clip_parameters", "conv_macs", "conv_parameters",
@@ -702,7 +703,9 @@ def convnext_parameters(config) -> int:
     return total + (norm_parameters(channels) if separate else 0) + linear_parameters(channels, config.num_classes)
 
 
-_NONLOCAL_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")  # as visarch.nn.nonlocal_block
+def _check_nonlocal_mode(mode, *, where):
+    if mode not in NONLOCAL_MODES:
+        raise ValueError(f"{where}: pairwise function mode must be one of {', '.join(NONLOCAL_MODES)}, got {mode!r}")
 
 
 def nonlocal_block_parameters(in_channels: int, inter_channels: int, *, mode: str = "embedded_gaussian",
@@ -719,17 +722,58 @@ def nonlocal_block_parameters(in_channels: int, inter_channels: int, *, mode: st
     Args:
         in_channels: C.
         inter_channels: C'.
-        mode: the pairwise function, one of ``visarch.nn.nonlocal_block.MODES``.
+        mode: the pairwise function, one of :data:`visarch.nn.nonlocal_block.MODES`.
         batch_norm: whether batch norm follows :math:`W_z`.
     """
     c = check_int(in_channels, "in_channels C", where="nonlocal_block_parameters", ge=1)
     ci = check_int(inter_channels, "inter_channels C'", where="nonlocal_block_parameters", ge=1)
-    if mode not in _NONLOCAL_MODES:
-        raise ValueError(f"mode must be one of {', '.join(_NONLOCAL_MODES)}, got {mode!r}")
+    _check_nonlocal_mode(mode, where="nonlocal_block_parameters")
     check_bool(batch_norm, "batch_norm", where="nonlocal_block_parameters")
     embeddings = 1 if mode == "gaussian" else 3
     return (embeddings * (c * ci + ci) + ci * c + (2 * c if batch_norm else c)
             + (2 * ci if mode == "concatenation" else 0))
+
+
+def nonlocal_macs(mode: str, *, in_channels: int, inter_channels: int, positions: int, keys: int) -> int:
+    r"""Multiply-accumulates of one :class:`NonLocalBlock` on one feature map, in closed form.
+
+    With :math:`N` positions, :math:`M` keys, :math:`C` channels and the bottleneck :math:`C'`: the
+    :math:`1 \times 1` convolutions :math:`\theta, \phi, g, W_z` cost :math:`NCC'` each (:math:`\phi` and
+    :math:`g` run before the pooling), the logits :math:`NMC'` and the weighted sum of the :math:`g(\hat x_j)`
+    :math:`NMC'`, so
+
+    .. math::
+
+        \text{embedded Gaussian, dot product}: 4NCC' + 2NMC', \qquad
+        \text{Gaussian}: 2NCC' + NMC + NMC', \qquad
+        \text{concatenation}: 4NCC' + (N + M)C' + NMC',
+
+    the concatenation projecting each :math:`\theta(x_i)` and each :math:`\phi(x_j)` once onto its half of
+    :math:`w_f` instead of forming the :math:`NM` concatenated vectors.  Batch norm, the softmax, the ReLU and
+    the pooling are not counted (as in ``torch.utils.flop_counter``, against which ``tests/test_nonlocal_block.py``
+    checks the count).
+
+    Args:
+        mode: the pairwise function, one of :data:`~visarch.nn.nonlocal_block.MODES`.
+        in_channels: C, the channels of the feature map.
+        inter_channels: the bottleneck C'.
+        positions: N, the positions of the feature map (HW, or THW for a clip).
+        keys: M, the keys after any subsampling (N, or about N/4).
+
+    Returns:
+        The number of multiply-accumulates for one feature map (one entry of the batch).
+    """
+    _check_nonlocal_mode(mode, where="nonlocal_macs")
+    c = check_int(in_channels, "input channels C (in_channels)", where="nonlocal_macs", ge=1)
+    ci = check_int(inter_channels, "bottleneck channels C' (inter_channels)", where="nonlocal_macs", ge=1)
+    n = check_int(positions, "positions N", where="nonlocal_macs", ge=1)
+    m = check_int(keys, "keys M", where="nonlocal_macs", ge=1)
+    if mode == "gaussian":
+        return 2 * n * c * ci + n * m * c + n * m * ci
+    if mode == "concatenation":
+        return 4 * n * c * ci + (n + m) * ci + n * m * ci
+    return 4 * n * c * ci + 2 * n * m * ci
+
 
 
 def timesformer_parameters(config, *, attentions: int) -> int:

@@ -1,7 +1,7 @@
 """``nn.Module`` versions of the building blocks, with keyword-only constructors."""
 
 from visarch.nn.attention import MultiHeadSelfAttention, MultiHeadSelfAttention2d
-from visarch.nn.nonlocal_block import NonLocalBlock, nonlocal_macs
+from visarch.nn.nonlocal_block import NonLocalBlock
 from visarch.nn.normalization import BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from visarch.nn.small_cnn import small_cnn
 from visarch.nn.transformer import (
@@ -16,5 +16,5 @@ from visarch.nn.transformer import (
 
 __all__ = ["BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "MultiHeadAttention", "MultiHeadSelfAttention",
            "MultiHeadSelfAttention2d", "NonLocalBlock", "SinusoidalPositionalEncoding", "TransformerDecoderBlock",
-           "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask", "nonlocal_macs",
+           "TransformerEncoderBlock", "TransformerSeq2Seq", "causal_mask",
            "sinusoidal_embeddings", "small_cnn"]

@@ -33,7 +33,7 @@ trained network without changing what the network computes.
 
 Parameters, with :math:`k = 3` embeddings (1, :math:`g` alone, for ``gaussian``):
 :math:`k(CC' + C') + C'C + 2C\,[\text{batch norm}] + C\,[\text{bias of } W_z \text{ without it}]
-+ 2C'\,[w_f]`.  Multiply-accumulates: see :func:`nonlocal_macs`.
++ 2C'\,[w_f]`.  Multiply-accumulates: see :func:`visarch.cost.nonlocal_macs`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from torch import nn
 
 from visarch.checks import check_bool, check_int
 
-__all__ = ["MODES", "NonLocalBlock", "nonlocal_macs"]
+__all__ = ["MODES", "NonLocalBlock"]
 
 MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")  #: the paper's section 3.2
 
@@ -51,47 +51,6 @@ MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")  #: th
 def _check_mode(mode):
     if mode not in MODES:
         raise ValueError(f"pairwise function mode must be one of {', '.join(MODES)}, got {mode!r}")
-
-
-def nonlocal_macs(mode: str, *, in_channels: int, inter_channels: int, positions: int, keys: int) -> int:
-    r"""Multiply-accumulates of one :class:`NonLocalBlock` on one feature map, in closed form.
-
-    With :math:`N` positions, :math:`M` keys, :math:`C` channels and the bottleneck :math:`C'`: the
-    :math:`1 \times 1` convolutions :math:`\theta, \phi, g, W_z` cost :math:`NCC'` each (:math:`\phi` and
-    :math:`g` run before the pooling), the logits :math:`NMC'` and the weighted sum of the :math:`g(\hat x_j)`
-    :math:`NMC'`, so
-
-    .. math::
-
-        \text{embedded Gaussian, dot product}: 4NCC' + 2NMC', \qquad
-        \text{Gaussian}: 2NCC' + NMC + NMC', \qquad
-        \text{concatenation}: 4NCC' + (N + M)C' + NMC',
-
-    the concatenation projecting each :math:`\theta(x_i)` and each :math:`\phi(x_j)` once onto its half of
-    :math:`w_f` instead of forming the :math:`NM` concatenated vectors.  Batch norm, the softmax, the ReLU and
-    the pooling are not counted (as in ``torch.utils.flop_counter``, against which ``tests/test_nonlocal_block.py``
-    checks the count).
-
-    Args:
-        mode: the pairwise function, one of :data:`~visarch.nn.nonlocal_block.MODES`.
-        in_channels: C, the channels of the feature map.
-        inter_channels: the bottleneck C'.
-        positions: N, the positions of the feature map (HW, or THW for a clip).
-        keys: M, the keys after any subsampling (N, or about N/4).
-
-    Returns:
-        The number of multiply-accumulates for one feature map (one entry of the batch).
-    """
-    _check_mode(mode)
-    c = check_int(in_channels, "input channels C (in_channels)", where="nonlocal_macs", ge=1)
-    ci = check_int(inter_channels, "bottleneck channels C' (inter_channels)", where="nonlocal_macs", ge=1)
-    n = check_int(positions, "positions N", where="nonlocal_macs", ge=1)
-    m = check_int(keys, "keys M", where="nonlocal_macs", ge=1)
-    if mode == "gaussian":
-        return 2 * n * c * ci + n * m * c + n * m * ci
-    if mode == "concatenation":
-        return 4 * n * c * ci + (n + m) * ci + n * m * ci
-    return 4 * n * c * ci + 2 * n * m * ci
 
 
 class NonLocalBlock(nn.Module):
