@@ -73,7 +73,7 @@ __all__ = ["LayerCost", "attention_parameters", "auxiliary_head_parameters", "ba
            "efficientnet_parameters", "encoder_block_parameters", "forward_macs", "gmacs", "googlenet_parameters",
            "inception_parameters", "inverted_residual_parameters", "layer_costs", "linear_parameters",
            "mobilenet_v1_parameters", "mobilenet_v2_parameters", "model_macs", "nonlocal_block_parameters",
-           "norm_parameters", "parameter_count", "r2plus1d_block_parameters", "r2plus1d_mid_channels",
+           "nonlocal_macs", "norm_parameters", "parameter_count", "r2plus1d_block_parameters", "r2plus1d_mid_channels",
            "resnet_parameters", "separable_conv_macs", "separable_conv_parameters", "swin_parameters",
            "timesformer_parameters", "unet_parameters", "unet_res_block_parameters", "vatt_parameters", "vgg_macs",
            "vgg_parameters", "video_net_parameters", "vit_parameters", "wide_resnet_parameters"]
