@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from visarch.cost import (
+    anynet_macs,
     attention_parameters,
     auxiliary_head_parameters,
     basic_block_parameters,
@@ -33,9 +34,11 @@ from visarch.cost import (
     nonlocal_block_parameters,
     norm_parameters,
     parameter_count,
+    preact_bottleneck_resnet_cost,
     r2plus1d_block_parameters,
     r2plus1d_mid_channels,
     resnet_parameters,
+    squeeze_excitation_parameters,
     swin_parameters,
     timesformer_parameters,
     unet_parameters,
@@ -50,7 +53,9 @@ from visarch.cost import (
 from visarch.models import create_on_meta, get_config
 from visarch.models.convnext import ConvNeXt, ConvNeXtBlock, ConvNeXtConfig, modernisation_configs
 from visarch.models.googlenet import INCEPTION_MODULES, AuxiliaryHead, Inception
+from visarch.models.layers import SqueezeExcitation
 from visarch.models.mobilenet import V1_BODY
+from visarch.models.regnet import AnyNet, AnyNetConfig
 from visarch.models.timesformer import SCHEMES
 from visarch.models.vgg import VGG_CONFIGURATIONS
 from visarch.nn.nonlocal_block import MODES, NonLocalBlock
@@ -428,3 +433,101 @@ def test_bad_arguments_of_the_new_closed_forms_are_named():
         gmacs(create_on_meta("resnet18"), 0)
     with pytest.raises(TypeError, match="batch_norm must be a bool, got int"):
         c3d_block_parameters(4, 4, batch_norm=1)
+
+
+@pytest.mark.parametrize("channels, squeeze", [(256, 16), (2048, 128), (7, 1), (96, 24), (13, 5)])
+def test_squeeze_excitation_closed_form_is_the_layers_count(channels, squeeze):
+    with torch.device("meta"):
+        gate = SqueezeExcitation(channels, squeeze)
+    assert squeeze_excitation_parameters(channels, squeeze=squeeze) == parameter_count(gate)
+
+
+class _PreActBottleneck(nn.Module):
+    """He et al.'s (2016b) pre-activation bottleneck, built from torch's layers for the test."""
+
+    def __init__(self, c_in, mid, stride, projection):
+        super().__init__()
+        self.pre = nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU())
+        self.branch = nn.Sequential(nn.Conv2d(c_in, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
+                                    nn.Conv2d(mid, mid, 3, stride, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
+                                    nn.Conv2d(mid, 4 * mid, 1, bias=False))
+        self.shortcut = nn.Conv2d(c_in, 4 * mid, 1, stride, bias=False) if projection else None
+
+    def forward(self, x):
+        z = self.pre(x)
+        return self.branch(z) + (x if self.shortcut is None else self.shortcut(z))
+
+
+def _preact_resnet(n, classes, in_channels):
+    layers, c = [nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)], 16
+    for i, mid in enumerate((16, 32, 64)):
+        for b in range(n):
+            layers.append(_PreActBottleneck(c, mid, 2 if i > 0 and b == 0 else 1, b == 0))
+            c = 4 * mid
+    layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes)]
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("n, classes, size, in_channels", [(1, 10, 32, 3), (2, 100, 17, 1), (3, 7, 9, 3),
+                                                           (18, 10, 32, 3), (5, 2, 40, 4)])
+def test_preact_bottleneck_resnet_is_the_count_of_its_torch_layers(n, classes, size, in_channels):
+    with torch.device("meta"):
+        model = _preact_resnet(n, classes, in_channels)
+    norms = sum(parameter_count(m) for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert preact_bottleneck_resnet_cost(blocks_per_stage=n, num_classes=classes, image_size=size,
+                                         in_channels=in_channels) == \
+        (parameter_count(model), norms, model_macs(model, (1, in_channels, size, size)))
+
+
+def test_preact_resnets_weights_are_the_papers_counts():
+    # He et al. (2016b), table 2 (CIFAR): ResNet-164 has 1.7M parameters, ResNet-1001 10.2M (weights only)
+    weights = []
+    for n in (18, 111):
+        params, norm, _ = preact_bottleneck_resnet_cost(blocks_per_stage=n)
+        weights.append(round((params - norm) / 1e6, 1))
+    assert weights == [1.7, 10.2]
+
+
+def test_regnet_macs_are_torchvisions_published_operations():
+    # torchvision's tables: regnet_x_400mf 0.41 GFLOPS, regnet_y_400mf 0.40 (multiply-adds) at 224 x 224
+    for name, published in (("regnetx_400mf", 0.41), ("regnety_400mf", 0.40)):
+        macs = anynet_macs(get_config(name), image_size=224)
+        assert round(macs / 1e9, 2) == published
+        assert macs == model_macs(create_on_meta(name), (1, 3, 224, 224))
+
+
+def test_anynet_macs_are_the_counted_macs_on_random_configs_and_sizes():
+    rng = random.Random("anynet macs")
+    checked = 0
+    while checked < 25:
+        stages = rng.randint(1, 4)
+        widths = tuple(rng.choice((8, 16, 24, 32, 48, 64)) for _ in range(stages))
+        ratios = tuple(rng.choice((1, 2, 4)) for _ in range(stages))
+        groups = tuple(rng.choice((1, 2, 4, 8)) for _ in range(stages))
+        if any(w % b or (w // b) % g for w, b, g in zip(widths, ratios, groups, strict=True)):
+            continue
+        config = AnyNetConfig(widths=widths, depths=tuple(rng.randint(1, 3) for _ in range(stages)),
+                              group_widths=groups, bottleneck_ratios=ratios,
+                              strides=tuple(rng.choice((1, 2)) for _ in range(stages)),
+                              se_ratio=rng.choice((0.0, 0.25, 0.5)), stem_width=rng.choice((8, 16, 32)),
+                              stem_stride=rng.choice((1, 2)), in_channels=rng.randint(1, 3),
+                              num_classes=rng.randint(1, 20))
+        size = rng.randint(config.total_stride, 40)
+        with torch.device("meta"):
+            model = AnyNet(config)
+        assert anynet_macs(config, image_size=size) == model_macs(model, (1, config.in_channels, size, size)), \
+            (config, size)
+        checked += 1
+
+
+def test_bad_arguments_of_the_pre_activation_se_and_anynet_forms_are_named():
+    with pytest.raises(ValueError, match="squeeze_excitation_parameters: squeeze channels C_s must be >= 1, got 0"):
+        squeeze_excitation_parameters(8, squeeze=0)
+    with pytest.raises(TypeError, match="blocks_per_stage n must be an int, got float"):
+        preact_bottleneck_resnet_cost(blocks_per_stage=1.5)
+    with pytest.raises(ValueError, match="preact_bottleneck_resnet_cost: image_size must be >= 1, got 0"):
+        preact_bottleneck_resnet_cost(blocks_per_stage=1, image_size=0)
+    with pytest.raises(ValueError, match="anynet_macs: image_size must be >= 1, got -8"):
+        anynet_macs(get_config("regnetx_400mf"), image_size=-8)
+    with pytest.raises(TypeError):
+        anynet_macs(get_config("regnetx_400mf"), 224)  # the image size is keyword-only

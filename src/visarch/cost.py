@@ -64,17 +64,19 @@ from typing import NamedTuple
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from visarch.checks import check_bool, check_int, pair
+from visarch.checks import check_bool, check_int, check_real, pair
 from visarch.nn.nonlocal_block import MODES as NONLOCAL_MODES
 
-__all__ = ["LayerCost", "attention_parameters", "auxiliary_head_parameters", "basic_block_parameters",
+__all__ = ["LayerCost", "anynet_macs", "attention_parameters", "auxiliary_head_parameters", "basic_block_parameters",
            "bottleneck_parameters", "c3d_block_parameters", "clip_parameters", "conv_macs", "conv_parameters",
            "convnext_block_parameters", "convnext_parameters", "cvt_macs", "cvt_parameters", "densenet_parameters",
            "efficientnet_parameters", "encoder_block_parameters", "forward_macs", "gmacs", "googlenet_parameters",
            "inception_parameters", "inverted_residual_parameters", "layer_costs", "linear_parameters",
            "mobilenet_v1_parameters", "mobilenet_v2_parameters", "model_macs", "nonlocal_block_parameters",
-           "nonlocal_macs", "norm_parameters", "parameter_count", "r2plus1d_block_parameters", "r2plus1d_mid_channels",
-           "resnet_parameters", "separable_conv_macs", "separable_conv_parameters", "swin_parameters",
+           "nonlocal_macs", "norm_parameters", "parameter_count", "preact_bottleneck_resnet_cost",
+           "r2plus1d_block_parameters", "r2plus1d_mid_channels",
+           "resnet_parameters", "separable_conv_macs", "separable_conv_parameters", "squeeze_excitation_parameters",
+           "swin_parameters",
            "timesformer_parameters", "unet_parameters", "unet_res_block_parameters", "vatt_parameters", "vgg_macs",
            "vgg_parameters", "video_net_parameters", "vit_parameters", "wide_resnet_parameters"]
 
@@ -358,6 +360,19 @@ def vit_parameters(config) -> int:
             + read * linear_parameters(d, config.num_classes))
 
 
+def squeeze_excitation_parameters(channels: int, *, squeeze: int) -> int:
+    r"""A squeeze-and-excitation gate on C channels with :math:`C_s` squeeze channels: :math:`2CC_s + C_s + C`.
+
+    The gate's two 1 x 1 convolutions with biases, :math:`C \to C_s` (:math:`CC_s + C_s`) and back
+    (:math:`C_sC + C`); the pooling, the activations and the scaling hold no parameters.  SENet's ResNets use
+    :math:`C_s = \lfloor C/16 \rfloor` for a block of C output channels, EfficientNet and RegNetY a quarter of
+    the block's input width (``visarch.models.layers.SqueezeExcitation`` is the layer).
+    """
+    c = check_int(channels, "channels C", where="squeeze_excitation_parameters", ge=1)
+    c_s = check_int(squeeze, "squeeze channels C_s", where="squeeze_excitation_parameters", ge=1)
+    return conv_parameters(c, c_s, 1) + conv_parameters(c_s, c, 1)
+
+
 def basic_block_parameters(c_in: int, out: int, *, projection: bool) -> int:
     r"""ResNet's basic block from C to C' channels: two 3 x 3 convolutions without bias, each with a batch norm,
     :math:`9CC' + 9C'^2 + 4C'`, and with ``projection`` a 1 x 1 convolution and its batch norm, :math:`CC' + 2C'`.
@@ -378,8 +393,109 @@ def bottleneck_parameters(c_in: int, mid: int, out: int, *, projection: bool, gr
     total += conv_parameters(mid, out, 1, bias=False) + 2 * norm_parameters(mid) + norm_parameters(out)
     if se_reduction is not None:
         squeeze = out // check_int(se_reduction, "se_reduction r", where="bottleneck_parameters", ge=1)
-        total += conv_parameters(out, squeeze, 1) + conv_parameters(squeeze, out, 1)
+        total += squeeze_excitation_parameters(out, squeeze=squeeze)
     return total + (conv_parameters(c_in, out, 1, bias=False) + norm_parameters(out) if projection else 0)
+
+
+def preact_bottleneck_resnet_cost(*, blocks_per_stage: int, num_classes: int = 10, image_size: int = 32,
+                                  in_channels: int = 3) -> tuple[int, int, int]:
+    r"""The CIFAR pre-activation bottleneck ResNet (He et al., 2016b; ResNet-1001 has 111 blocks per stage):
+    ``(parameters, of which batch norm, MACs)`` for one ``image_size`` x ``image_size`` image.
+
+    A 3 x 3 stem convolution to 16 channels, then three stages of n blocks with the bottleneck widths
+    :math:`m = 16, 32, 64` and outputs :math:`4m`; the first block of stages 2 and 3 has stride 2, carried by
+    its 3 x 3 convolution and its shortcut.  A block from c channels at side r to side
+    :math:`r' = \lceil r/S \rceil` is BN, ReLU, 1 x 1 to m, BN, ReLU, 3 x 3 to m, BN, ReLU, 1 x 1 to 4m (no
+    biases), with a 1 x 1 projection of the pre-activated input in the first block of every stage:
+
+    .. math::
+
+        \#\text{params} = cm + 9m^2 + 4m^2 + [\text{first}]\; 4cm, \qquad
+        \#\text{BN} = 2c + 2m + 2m,
+
+    .. math::
+
+        \#\text{MACs} = r^2\, cm + r'^2\,(9m^2 + 4m^2 + [\text{first}]\; 4cm).
+
+    The stem adds :math:`9 \cdot 3 \cdot 16` weights and :math:`32^2` times as many MACs, the final batch norm
+    :math:`2 \cdot 256` parameters, the linear classifier :math:`256n + n` parameters and :math:`256n` MACs;
+    ReLU, pooling and the additions are not counted.  With :math:`3 \cdot 3 \cdot 111 + 2 = 1001` layers
+    and 10 classes the weights alone are the 10.2 M of the paper.
+
+    Args:
+        blocks_per_stage: n, blocks in each of the three stages (the depth is 9n + 2).
+        num_classes: classes of the linear head.
+        image_size: the side of the square input image.
+        in_channels: its channels.
+    """
+    where = "preact_bottleneck_resnet_cost"
+    n = check_int(blocks_per_stage, "blocks_per_stage n", where=where, ge=1)
+    classes = check_int(num_classes, "num_classes", where=where, ge=1)
+    side = check_int(image_size, "image_size", where=where, ge=1)
+    stem = conv_parameters(check_int(in_channels, "in_channels", where=where, ge=1), 16, 3, bias=False)
+    params, norm, macs, c = stem, 0, conv_macs(in_channels, 16, 3, side), 16
+    for i, mid in enumerate((16, 32, 64)):
+        out = 4 * mid
+        for b in range(n):
+            stride = 2 if i > 0 and b == 0 else 1
+            reduced = -(-side // stride)  # the 3 x 3 (padding 1) and the 1 x 1 shortcut give ceil(r / S)
+            norm += norm_parameters(c) + 2 * norm_parameters(mid)  # the three pre-activation batch norms
+            params += (conv_parameters(c, mid, 1, bias=False) + conv_parameters(mid, mid, 3, bias=False)
+                       + conv_parameters(mid, out, 1, bias=False))
+            macs += (conv_macs(c, mid, 1, side) + conv_macs(mid, mid, 3, reduced)
+                     + conv_macs(mid, out, 1, reduced))
+            if b == 0:  # the projection shortcut
+                params += conv_parameters(c, out, 1, bias=False)
+                macs += conv_macs(c, out, 1, reduced)
+            c, side = out, reduced
+    norm += norm_parameters(c)  # the final batch norm
+    return params + norm + linear_parameters(c, classes), norm, macs + c * classes
+
+
+def anynet_macs(config, *, image_size: int = 224) -> int:
+    r"""Multiply-accumulates of an AnyNet or RegNet (an ``AnyNetConfig``, or a ``RegNetConfig`` through its
+    ``anynet()``) on one ``image_size`` x ``image_size`` image.
+
+    The stem is a 3 x 3 convolution of stride :math:`S_0` to :math:`w_0` channels, at side
+    :math:`r = \lceil s / S_0 \rceil`.  An X block of stage i, from :math:`w_{in}` channels at side r to
+    :math:`w_i` channels at side :math:`r' = \lceil r / S \rceil` (stride S in the stage's first block only),
+    with the bottleneck width :math:`w_b = w_i / b_i` and :math:`g_i` channels per group, costs
+
+    .. math::
+
+        r^2\, w_{in} w_b \;+\; r'^2\, 9\, w_b g_i \;+\; r'^2\, w_b w_i \;+\; [\text{projection}]\; r'^2\, w_{in} w_i,
+
+    the 1 x 1 reduction at the input's side, the grouped 3 x 3 (each of its :math:`r'^2 w_b` outputs reads
+    :math:`9 g_i` inputs), the 1 x 1 expansion and, where the width or the side changes, the strided 1 x 1
+    projection; a Y block adds its squeeze-and-excitation gate on the pooled :math:`w_b` channels,
+    :math:`2 w_b C_s` with :math:`C_s = \mathrm{round}(\rho\, w_{in})` for the ratio :math:`\rho` (``se_ratio``).
+    The linear head adds :math:`w_4 n` for n classes.  Batch norms, activations, pooling and additions are
+    not counted, as in the paper's "400MF".
+
+    Args:
+        config: the network's config: its widths, depths, group widths, bottleneck ratios, strides, se_ratio,
+            stem width and stride, input channels and classes.
+        image_size: the side s of the square input image.
+    """
+    config = config.anynet() if hasattr(config, "anynet") else config
+    side = -(-check_int(image_size, "image_size", where="anynet_macs", ge=1) // config.stem_stride)
+    se_ratio = check_real(config.se_ratio, "se_ratio", where="anynet_macs", ge=0, lt=1)
+    total, w_in = conv_macs(config.in_channels, config.stem_width, 3, side), config.stem_width
+    for w, d, g, b, s in zip(config.widths, config.depths, config.group_widths, config.bottleneck_ratios,
+                             config.strides, strict=True):
+        w_b = int(round(w / b))
+        for j in range(d):
+            stride = s if j == 0 else 1
+            out = -(-side // stride)
+            total += (conv_macs(w_in, w_b, 1, side) + conv_macs(w_b, w_b, 3, out, groups=w_b // g)
+                      + conv_macs(w_b, w, 1, out))
+            if se_ratio:
+                squeeze = int(round(se_ratio * w_in))
+                total += conv_macs(w_b, squeeze, 1, 1) + conv_macs(squeeze, w_b, 1, 1)
+            if (w_in, stride) != (w, 1):
+                total += conv_macs(w_in, w, 1, out)
+            side, w_in = out, w
+    return total + w_in * config.num_classes
 
 
 def clip_parameters(config) -> tuple[int, int, int]:
@@ -962,7 +1078,7 @@ def inverted_residual_parameters(c_in: int, c_out: int, *, expand_ratio: int, ke
     total = _conv_bn(c_in, hidden, 1) if expand_ratio != 1 else 0
     total += _conv_bn(hidden, hidden, kernel_size, groups=hidden) + _conv_bn(hidden, c_out, 1)
     if squeeze is not None:
-        total += conv_parameters(hidden, squeeze, 1) + conv_parameters(squeeze, hidden, 1)
+        total += squeeze_excitation_parameters(hidden, squeeze=squeeze)
     return total
 
 

@@ -6,7 +6,8 @@ Squeeze-and-excitation (Hu et al., 2018) reweights the :math:`C` channels of
 :math:`z_c = \frac{1}{HW}\sum_{i,j} x_c(i, j)`, excite with a two-layer bottleneck
 :math:`\mathbf{s} = \sigma(\mathbf{W}_2\, \delta(\mathbf{W}_1 \mathbf{z} + \mathbf{b}_1) + \mathbf{b}_2)`,
 :math:`\mathbf{W}_1 \in \mathbb{R}^{C_s \times C}`, and scale, :math:`\tilde{x}_c = s_c x_c` with
-:math:`s_c \in (0, 1)`.  It costs :math:`2 C C_s + C_s + C` parameters; the families differ in
+:math:`s_c \in (0, 1)`.  Its two 1 x 1 convolutions hold the parameters; their count is
+:func:`~visarch.cost.squeeze_excitation_parameters`.  The families differ in
 :math:`C_s` (:math:`C/16` in SENet, a quarter of the block's *input* width in EfficientNet and
 RegNetY) and in :math:`\delta` (ReLU, or SiLU in EfficientNet).
 """
