@@ -1,6 +1,6 @@
 """The command line ``python -m visarch.train --model NAME --data digits|cifar10 ...``.
 
-:func:`main` trains a model of the registry (:func:`visarch.models.list_models`) on the digits or
+:func:`main` trains a model of the registry (:func:`visarch.models.registry.list_models`) on the digits or
 CIFAR-10 with :func:`~visarch.train.loop.train_classifier` and writes, to ``--out``, one JSON line of
 metrics per epoch (``metrics.jsonl``), the resumable checkpoint the loop saves after every epoch
 (``checkpoint.pt``, see :func:`~visarch.checkpoint.save_run`; ``--resume`` continues it) and the
