@@ -851,7 +851,7 @@ def nonlocal_block_parameters(in_channels: int, inter_channels: int, *, mode: st
 
 
 def nonlocal_macs(mode: str, *, in_channels: int, inter_channels: int, positions: int, keys: int) -> int:
-    r"""Multiply-accumulates of one :class:`NonLocalBlock` on one feature map, in closed form.
+    r"""Multiply-accumulates of one :class:`~visarch.nn.nonlocal_block.NonLocalBlock` on one feature map (closed form).
 
     With :math:`N` positions, :math:`M` keys, :math:`C` channels and the bottleneck :math:`C'`: the
     :math:`1 \times 1` convolutions :math:`\theta, \phi, g, W_z` cost :math:`NCC'` each (:math:`\phi` and
