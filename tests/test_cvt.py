@@ -99,7 +99,7 @@ def test_bad_configs_and_inputs():
         CvTConfig(dims=(0, 192, 384))
     with pytest.raises(ValueError, match="embed_strides of stage 3 must be >= 1, got -2"):
         CvTConfig(embed_strides=(4, 2, -2))
-    with pytest.raises(ValueError, match="embed_paddings of stage 1 must be an int >= 0"):
+    with pytest.raises(ValueError, match="embed_paddings of stage 1 must be >= 0, got -1"):
         CvTConfig(embed_paddings=(-1, 1, 1))
     with pytest.raises(ValueError, match="kernel must be odd"):
         CvTConfig(qkv_kernel=2)
