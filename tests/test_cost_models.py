@@ -7,9 +7,11 @@ import random
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from visarch.cost import (
     anynet_macs,
+    attention_macs,
     attention_parameters,
     auxiliary_head_parameters,
     basic_block_parameters,
@@ -531,3 +533,18 @@ def test_bad_arguments_of_the_pre_activation_se_and_anynet_forms_are_named():
         anynet_macs(get_config("regnetx_400mf"), image_size=-8)
     with pytest.raises(TypeError):
         anynet_macs(get_config("regnetx_400mf"), 224)  # the image size is keyword-only
+
+
+@pytest.mark.parametrize("groups, length, dim, heads", [(1, 7, 8, 2), (3, 5, 16, 4), (6, 1, 12, 3), (2, 16, 32, 1)])
+def test_attention_macs_counts_torchs_multihead_attention(groups, length, dim, heads):
+    # groups sequences of length tokens: T = groups * length tokens, each attending to S = length
+    mha = nn.MultiheadAttention(dim, heads, batch_first=True)
+    x = torch.randn(groups, length, dim)
+    with FlopCounterMode(display=False) as counter:
+        mha(x, x, x, need_weights=True)  # the path that forms the weights with batched matrix products
+    assert counter.get_total_flops() // 2 == attention_macs(groups * length, length, dim)
+
+
+def test_attention_macs_refuses_bad_sizes():
+    with pytest.raises(ValueError, match="attention_macs: context S must be >= 1, got 0"):
+        attention_macs(4, 0, 8)

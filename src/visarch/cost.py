@@ -333,6 +333,28 @@ def attention_parameters(dim: int) -> int:
     return 4 * linear_parameters(dim, dim)
 
 
+def attention_macs(tokens: int, context: int, dim: int) -> int:
+    r"""Multiply-accumulates of one multi-head attention of width D in which each of T tokens attends to S tokens.
+
+    .. math:: 4TD^2 + 2TSD:
+
+    the query, key, value and output maps, :math:`TD^2` each (a self-attention computes the keys and values
+    of its own T tokens), then the scores :math:`TSD` and the weighted sum :math:`TSD`; the number of heads
+    does not enter.  An attention over sequences of length L has :math:`S = L` (TimeSformer's schemes
+    attend along several axes in turn, each with its own S).  Checked against ``torch.utils.flop_counter``
+    on ``torch.nn.MultiheadAttention`` in ``tests/test_cost_models.py``.
+
+    Args:
+        tokens: T, the tokens that attend (all the sequences of the batch together).
+        context: S, the tokens each one attends to.
+        dim: D.
+    """
+    t = check_int(tokens, "tokens T", where="attention_macs", ge=1)
+    s = check_int(context, "context S", where="attention_macs", ge=1)
+    d = check_int(dim, "dim D", where="attention_macs", ge=1)
+    return 4 * t * d * d + 2 * t * s * d
+
+
 def encoder_block_parameters(dim: int, mlp_dim: int) -> int:
     r"""A pre-norm transformer encoder block: two LayerNorms, attention and the MLP ``D -> H -> D``,
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from visarch import cost
 from visarch.checks import check_int
 from visarch.functional.attention import scaled_dot_product_attention
 from visarch.models.registry import register
@@ -153,7 +154,8 @@ def attention_macs(scheme: str, *, patches: int, frames: int, dim: int, grid: tu
                    ) -> int:
     """Multiply-accumulates of one block's attention (projections included) on one clip.
 
-    The closed forms of the module docstring.
+    The closed forms of the module docstring: :func:`visarch.cost.attention_macs` of each attention of the
+    scheme, the NF tokens attending along its axis.
 
     Args:
         scheme: one of :data:`~visarch.models.timesformer.SCHEMES`.
@@ -165,21 +167,17 @@ def attention_macs(scheme: str, *, patches: int, frames: int, dim: int, grid: tu
     Returns:
         The count, an int.
     """
-    n, f, d = patches, frames, dim
-    if scheme == "joint":
-        return 4 * n * f * d * d + 2 * (n * f) ** 2 * d
-    if scheme == "space":
-        return 4 * n * f * d * d + 2 * n * n * f * d
-    if scheme == "divided":
-        return 8 * n * f * d * d + 2 * n * f * (f + n) * d
+    n, f = patches, frames
+    if scheme not in SCHEMES:
+        raise ValueError(f"attention scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
     if scheme in ("axial", "local_global") and (grid is None or grid[0] * grid[1] != n):
         raise ValueError(f"the {scheme} scheme needs grid (H/p, W/p) with product N={n}, got {grid}")
-    if scheme == "axial":
-        return 12 * n * f * d * d + 2 * n * f * (f + grid[0] + grid[1]) * d
     if scheme == "local_global":
         _check_axis("global", f, *grid)
-        return 8 * n * f * d * d + 2 * n * f * (n * f // 4 + n * f // 8) * d
-    raise ValueError(f"attention scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
+    # what each of the NF tokens attends to, one entry per attention of the scheme (module docstring)
+    contexts = {"joint": [n * f], "space": [n], "divided": [f, n], "axial": [f, *(grid or ())],
+                "local_global": [n * f // 4, n * f // 8]}[scheme]
+    return sum(cost.attention_macs(n * f, s, dim) for s in contexts)
 
 
 class SpaceTimeAttention(nn.Module):
