@@ -67,16 +67,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from visarch.checks import check_bool, check_int, check_real, pair
 from visarch.nn.nonlocal_block import MODES as NONLOCAL_MODES
 
-__all__ = ["LayerCost", "anynet_macs", "attention_parameters", "auxiliary_head_parameters", "basic_block_parameters",
-           "bottleneck_parameters", "c3d_block_parameters", "clip_parameters", "conv_macs", "conv_parameters",
-           "convnext_block_parameters", "convnext_parameters", "cvt_macs", "cvt_parameters", "densenet_parameters",
-           "efficientnet_parameters", "encoder_block_parameters", "forward_macs", "gmacs", "googlenet_parameters",
-           "inception_parameters", "inverted_residual_parameters", "layer_costs", "linear_parameters",
-           "mobilenet_v1_parameters", "mobilenet_v2_parameters", "model_macs", "nonlocal_block_parameters",
-           "nonlocal_macs", "norm_parameters", "parameter_count", "preact_bottleneck_resnet_cost",
-           "r2plus1d_block_parameters", "r2plus1d_mid_channels",
-           "resnet_parameters", "separable_conv_macs", "separable_conv_parameters", "squeeze_excitation_parameters",
-           "swin_parameters",
+__all__ = ["LayerCost", "anynet_macs", "attention_macs", "attention_parameters", "auxiliary_head_parameters",
+           "basic_block_parameters", "bottleneck_parameters", "c3d_block_parameters", "clip_parameters", "conv_macs",
+           "conv_parameters", "convnext_block_parameters", "convnext_parameters", "cvt_macs", "cvt_parameters",
+           "densenet_parameters", "efficientnet_parameters", "encoder_block_parameters", "forward_macs", "gmacs",
+           "googlenet_parameters", "inception_parameters", "inverted_residual_parameters", "layer_costs",
+           "linear_parameters", "mobilenet_v1_parameters", "mobilenet_v2_parameters", "model_macs",
+           "nonlocal_block_parameters", "nonlocal_macs", "norm_parameters", "parameter_count",
+           "preact_bottleneck_resnet_cost", "r2plus1d_block_parameters", "r2plus1d_mid_channels", "resnet_parameters",
+           "separable_conv_macs", "separable_conv_parameters", "squeeze_excitation_parameters", "swin_parameters",
            "timesformer_parameters", "unet_parameters", "unet_res_block_parameters", "vatt_parameters", "vgg_macs",
            "vgg_parameters", "video_net_parameters", "vit_parameters", "wide_resnet_parameters"]
 
